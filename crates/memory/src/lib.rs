@@ -293,14 +293,12 @@ impl EventStore for MemoryStore {
             };
         let mut events = Vec::new();
         let mut scanned_to = unscanned;
-        let mut scanned = 0u64;
         let mut end_of_log = true;
-        for position in positions {
+        for (scanned, position) in (0u64..).zip(positions) {
             if events.len() >= limit || scanned >= scan_limit {
                 end_of_log = false;
                 break;
             }
-            scanned += 1;
             scanned_to = position;
             let event = state.event_at(position);
             if options.keeps(event) {
