@@ -2,9 +2,16 @@
 //!
 //! Every backend runs the same cases, unchanged, from one line in its tests:
 //!
-//! ```ignore
-//! async fn new_store() -> std::sync::Arc<MyStore> { std::sync::Arc::new(MyStore::new()) }
+//! ```
+//! use std::sync::Arc;
+//! use factum_memory::MemoryStore;
+//!
+//! async fn new_store() -> Arc<MemoryStore> {
+//!     Arc::new(MemoryStore::new())
+//! }
+//!
 //! factum_conformance::conformance_tests!(new_store);
+//! # fn main() {}
 //! ```
 //!
 //! The macro makes one `#[tokio::test]` per area (append, reads, deletion, subscriptions...);

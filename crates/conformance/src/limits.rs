@@ -1,7 +1,7 @@
 //! Conformance cases: bad input gets a clear error and changes nothing.
 //!
 //! The reference is `factum_core::rules::validate_append` and `StreamName::new`. Every refused
-//! append is checked through [`rejected`], which also checks that neither `head()` nor the
+//! append is checked through `rejected`, which also checks that neither `head()` nor the
 //! stream moved.
 
 use std::sync::Arc;
@@ -351,6 +351,7 @@ async fn append_over_the_size_limit_is_append_too_large<S: EventStore>(store: Ar
             size_bytes: reported,
             event_count,
             max_bytes,
+            ..
         } => {
             assert_eq!(reported, size_bytes);
             assert_eq!(event_count, count);

@@ -89,7 +89,8 @@ pub enum Error {
     ///
     /// Handle by splitting the append, if atomicity across the parts is not needed.
     #[error(
-        "append of {size_bytes} bytes in {event_count} events exceeds the limit of {max_bytes} bytes"
+        "append of {event_count} events and {size_bytes} bytes exceeds the limits of \
+         {max_events} events and {max_bytes} bytes"
     )]
     AppendTooLarge {
         /// The append's total size.
@@ -98,6 +99,8 @@ pub enum Error {
         event_count: usize,
         /// The byte limit.
         max_bytes: usize,
+        /// The event-count limit.
+        max_events: usize,
     },
 
     /// The request is malformed (an empty append, the same event id twice in one append, a

@@ -23,6 +23,10 @@ const ACL: &str = "$acl";
 /// leave out revisions below it; a soft delete sets it past the last revision) and keeps `$acl`
 /// for access control. Other keys are the user's and are kept as they are. Until physical
 /// cleanup (a later release), what these rules hide stays visible in `$all`.
+///
+/// `$tb` past a stream's last revision makes the stream read as not found (that is what a soft
+/// delete writes), also when it is set before the stream is written: such a stream stays "not
+/// found" until its revisions reach `$tb`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamMetadata {
     /// `$maxCount`: keep only the newest this many events visible.

@@ -71,7 +71,7 @@ impl ReadStreamOptions {
     }
 }
 
-/// Where a `$all` read starts.
+/// Where a `$all` read starts. Forwards from `End` and backwards from `Start` read nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AllStart {
     /// The beginning of the log.
@@ -97,8 +97,9 @@ pub struct ReadAllOptions {
     pub filter: Option<EventFilter>,
     /// Whether system events (of system streams, or with a `$` type) are returned.
     pub include_system: bool,
-    /// The most events to examine before returning, whatever the filter kept. `None` examines
-    /// until `limit` events are kept or the log ends. Sparse filtered readers (subscriptions)
+    /// The most events to examine before returning, whatever the filter and `include_system`
+    /// kept (skipped system events count as examined). `None` examines until `limit` events are
+    /// kept or the log ends. Sparse filtered readers (subscriptions)
     /// use it to report progress; continue after [`AllSlice::scanned_to`].
     pub scan_limit: Option<u64>,
 }
@@ -176,8 +177,8 @@ pub struct AllSlice {
     /// lowest position examined (the exclusive `from` bound, or the head plus one, if none was).
     /// Continue a forwards read from `scanned_to + 1` and a backwards read from `scanned_to`.
     pub scanned_to: Position,
-    /// Whether the read stopped because it reached the end of the log in its direction (the
-    /// head, or the first event). `false` means `limit` or `scan_limit` stopped it, and more
-    /// events may follow.
+    /// Whether the read examined the log to its end in its direction (the head, or the first
+    /// event): no event exists past `scanned_to` at the time of the read. `false` means `limit`
+    /// or `scan_limit` stopped it with more events to examine.
     pub end_of_log: bool,
 }

@@ -94,6 +94,7 @@ pub fn validate_append(
             size_bytes,
             event_count: events.len(),
             max_bytes: limits.append_size_bytes_max,
+            max_events: Limits::EVENTS_PER_APPEND_MAX,
         });
     }
     Ok(())

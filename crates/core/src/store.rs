@@ -30,7 +30,11 @@ pub trait EventStore: Send + Sync + 'static {
     ///
     /// **Idempotent retries.** Re-appending events with the same ids returns the original result
     /// and writes nothing (see [`rules::plan_append`](crate::rules::plan_append) for the exact
-    /// rule per expected revision). A retry is recognised even across a restart.
+    /// rule per expected revision). A retry is recognised even across a restart. Only the ids
+    /// are compared: a "retry" with the same ids and different data returns the original result.
+    /// Ids are unique per append, not per store: the same id may appear in two streams, or
+    /// again in one stream when an append's expectation holds (`Exact(last)`), or past the
+    /// idempotency window with `Any`.
     ///
     /// Errors: [`Error::WrongExpectedRevision`], [`Error::StreamDeleted`], the input errors of
     /// [`rules::validate_append`](crate::rules::validate_append), and for durable backends

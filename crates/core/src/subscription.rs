@@ -59,8 +59,9 @@ pub struct SubscribeToAllOptions {
     pub filter: Option<EventFilter>,
     /// Whether system events are delivered.
     pub include_system: bool,
-    /// A [`SubscriptionMessage::Checkpoint`] is delivered at least every this many events
-    /// examined without one being delivered, so sparse subscribers can save progress. At
+    /// Between two delivered messages (events or checkpoints), at most this many events of the
+    /// log are examined, system events included: a [`SubscriptionMessage::Checkpoint`] is
+    /// delivered when the filter skipped events, so sparse subscribers can save progress. At
     /// least 1.
     pub checkpoint_interval: u64,
 }
@@ -117,8 +118,11 @@ enum Target {
 }
 
 impl Subscription {
-    /// Subscribes to one stream. The stream need not exist yet: the subscription waits for it.
-    /// If the stream is tombstoned, the subscription ends with [`Error::StreamDeleted`].
+    /// Subscribes to one stream. The stream need not exist yet: the subscription reports
+    /// [`SubscriptionMessage::CaughtUp`] and waits for it. If the stream is tombstoned, the
+    /// subscription ends with [`Error::StreamDeleted`] at its next read: a subscriber that was
+    /// behind does not receive the events it had not read yet (the stream can no longer be read;
+    /// its events stay in `$all`).
     pub async fn to_stream(
         store: Arc<dyn EventStore>,
         stream: StreamName,
@@ -256,11 +260,10 @@ impl Subscription {
                 };
                 let slice = self.store.read_all(read).await?;
                 let last_event = slice.events.last().map(|event| event.position);
-                let stopped_by_scan_limit =
-                    !slice.end_of_log && (slice.events.len() as u64) < PAGE_EVENTS;
-                let skipped_to_end = slice.end_of_log && slice.events.is_empty();
-                let checkpoint = (slice.scanned_to > last_event.unwrap_or(*reported)
-                    && (stopped_by_scan_limit || skipped_to_end))
+                // Every page examines at most `checkpoint_interval` events and ends with a
+                // message at the last position it examined (its last event, or a checkpoint
+                // past it), so no more than that many events pass without a message.
+                let checkpoint = (slice.scanned_to > last_event.unwrap_or(*reported))
                     .then_some(slice.scanned_to);
                 *next_position = (*next_position).max(slice.scanned_to.0.saturating_add(1));
                 if let Some(position) = checkpoint.or(last_event) {
