@@ -147,7 +147,9 @@ async fn run(store: Arc<MemoryStore>) -> Result<(BankAccount, String), Error> {
 
     // Withdraw $200.00: decide against the loaded state, save at the revision we decided on.
     let (account, revision) = load(store.as_ref(), &stream).await?;
-    let withdrawal = account.withdraw(dollars(200)).expect("$500.00 covers $200.00");
+    let withdrawal = account
+        .withdraw(dollars(200))
+        .expect("$500.00 covers $200.00");
     store
         .append(
             &stream,
