@@ -1,7 +1,7 @@
 //! Factum's embedded engine: every event in one data directory, durable before it is
 //! acknowledged, crash-safe, with group commit and a persisted index.
 //!
-//! - [`format`]: the byte layout of segments and frames (also in `docs/format.md`).
+//! - [`format`](mod@format): the byte layout of segments and frames (also in `docs/format.md`).
 //! - [`storage`]: the only door to the file system, a trait so tests can simulate crashes.
 //! - [`segment`]: naming, reading and the recovery scan of segment files.
 //! - [`index`]: per-stream indexes, in memory for the open segment, on disk for full ones.
