@@ -1,0 +1,380 @@
+//! The commands: each checks its input, opens the store, does one thing and prints JSON lines.
+//!
+//! Input is checked before the store is opened, so a command with bad input neither creates a
+//! data directory nor writes anything. Every write is one store call, atomic by the store's
+//! contract, so a failed command changes nothing.
+
+use std::io::{ErrorKind, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use factum_core::{
+    AllStart, CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, Direction, Error, EventFilter, EventStore,
+    Position, ProposedEvent, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamMetadata,
+    StreamName, StreamStart, SubscribeToAllOptions, SubscribeToStreamOptions, Subscription,
+    SubscriptionMessage, SubscriptionStart,
+};
+use factum_log::EmbeddedStore;
+use tokio::io::AsyncWriteExt;
+
+use crate::args::{
+    AppendArgs, Cli, Command, DeleteArgs, FilterArgs, MetadataArgs, ReadAllArgs, ReadArgs,
+    TailArgs, TailStart,
+};
+use crate::json;
+
+/// The exit code of any error without a code of its own.
+const EXIT_FAILURE: u8 = 1;
+/// The exit code of a wrong expected revision.
+const EXIT_WRONG_EXPECTED_REVISION: u8 = 3;
+/// The exit code of a stream that is not found or deleted.
+const EXIT_NOT_FOUND: u8 = 4;
+
+/// Runs the command the command line asks for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.data_dir.as_path();
+    match cli.command {
+        Command::Append(args) => append(dir, args).await,
+        Command::Read(args) => read(dir, args).await,
+        Command::ReadAll(args) => read_all(dir, args).await,
+        Command::Tail(args) => tail(dir, args).await,
+        Command::Metadata(args) => metadata(dir, args).await,
+        Command::Delete(args) => delete(dir, args).await,
+    }
+}
+
+/// The exit code for an error: distinct codes for the outcomes scripts branch on.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<Error>() {
+        Some(Error::WrongExpectedRevision { .. }) => EXIT_WRONG_EXPECTED_REVISION,
+        Some(Error::StreamNotFound { .. } | Error::StreamDeleted { .. }) => EXIT_NOT_FOUND,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// The error as one line of text: its causes joined, line breaks flattened.
+pub fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}")
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Opens the store. Commands that only read refuse a missing directory rather than create an
+/// empty one: a mistyped `--data-dir` should say so, not answer "not found".
+fn open(dir: &Path, create: bool) -> anyhow::Result<EmbeddedStore> {
+    if !create && !dir.is_dir() {
+        bail!(
+            "the data directory {} does not exist (`factum append` creates it)",
+            dir.display()
+        );
+    }
+    EmbeddedStore::open(dir).map_err(|error| match error {
+        Error::Io(_) => anyhow::Error::new(error)
+            .context(format!("cannot open the data directory {}", dir.display())),
+        other => other.into(),
+    })
+}
+
+fn stream_name(name: &str) -> anyhow::Result<StreamName> {
+    Ok(StreamName::new(name)?)
+}
+
+async fn append(dir: &Path, args: AppendArgs) -> anyhow::Result<()> {
+    let stream = stream_name(&args.stream)?;
+    let events = match &args.jsonl {
+        Some(path) => read_jsonl(path)?,
+        None => vec![single_event(&args).map_err(|error| anyhow!(error))?],
+    };
+    let store = open(dir, true)?;
+    let result = store
+        .append(&stream, args.expected_revision, events)
+        .await?;
+    print_line(&json::render_append(&result))
+}
+
+/// Reads and parses every event of `--jsonl` before anything is written.
+fn read_jsonl(path: &Path) -> anyhow::Result<Vec<ProposedEvent>> {
+    let (text, source) = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+        (text, "standard input".to_owned())
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        (text, path.display().to_string())
+    };
+    json::parse_event_lines(&text).map_err(|error| anyhow!("{source}, {error}"))
+}
+
+/// The one event of `append --type ... --data ...`.
+fn single_event(args: &AppendArgs) -> Result<ProposedEvent, String> {
+    let event_type = args.event_type.clone().unwrap_or_default();
+    let mut event = match (&args.data, &args.data_base64) {
+        (Some(data), _) => ProposedEvent::new(
+            event_type,
+            CONTENT_TYPE_JSON,
+            json::json_bytes(data, "--data")?,
+        ),
+        (None, Some(data)) => ProposedEvent::new(
+            event_type,
+            CONTENT_TYPE_BYTES,
+            json::base64_bytes(data, "--data-base64")?,
+        ),
+        (None, None) => return Err("--data or --data-base64 is required".into()),
+    };
+    if let Some(metadata) = &args.metadata {
+        event = event.with_metadata(json::json_bytes(metadata, "--metadata")?);
+    }
+    if let Some(id) = &args.id {
+        event = event.with_id(json::event_id(id).map_err(|error| format!("--id {error}"))?);
+    }
+    Ok(event
+        .with_schema_version(args.schema_version)
+        .with_tags(args.tags.iter().cloned()))
+}
+
+async fn read(dir: &Path, args: ReadArgs) -> anyhow::Result<()> {
+    let stream = stream_name(&args.stream)?;
+    let mut options = if args.backwards {
+        ReadStreamOptions::backwards()
+    } else {
+        ReadStreamOptions::forwards()
+    };
+    if let Some(revision) = args.from {
+        options.from = StreamStart::Revision(revision);
+    }
+    if let Some(limit) = args.limit {
+        options.limit = limit;
+    }
+    let store = open(dir, false)?;
+    let events = store.read_stream(&stream, options).await?;
+    print_events(&events)
+}
+
+async fn read_all(dir: &Path, args: ReadAllArgs) -> anyhow::Result<()> {
+    let mut options = ReadAllOptions {
+        direction: if args.backwards {
+            Direction::Backwards
+        } else {
+            Direction::Forwards
+        },
+        from: match (args.from, args.backwards) {
+            (Some(position), _) => AllStart::Position(Position(position)),
+            (None, false) => AllStart::Start,
+            (None, true) => AllStart::End,
+        },
+        filter: filter(&args.filter)?,
+        include_system: args.include_system,
+        ..ReadAllOptions::forwards()
+    };
+    if let Some(limit) = args.limit {
+        options.limit = limit;
+    }
+    let store = open(dir, false)?;
+    let slice = store.read_all(options).await?;
+    print_events(&slice.events)
+}
+
+/// The filter of `read-all`: at most one kind, as the arguments enforce.
+fn filter(args: &FilterArgs) -> anyhow::Result<Option<EventFilter>> {
+    let filter = if !args.stream_prefix.is_empty() {
+        Some(EventFilter::StreamPrefix(args.stream_prefix.clone()))
+    } else if !args.type_prefix.is_empty() {
+        Some(EventFilter::EventTypePrefix(args.type_prefix.clone()))
+    } else if let Some(pattern) = &args.stream_regex {
+        Some(EventFilter::stream_regex(pattern)?)
+    } else if let Some(pattern) = &args.type_regex {
+        Some(EventFilter::event_type_regex(pattern)?)
+    } else {
+        None
+    };
+    Ok(filter)
+}
+
+async fn tail(dir: &Path, args: TailArgs) -> anyhow::Result<()> {
+    let stream = args.stream.as_deref().map(stream_name).transpose()?;
+    let store: Arc<dyn EventStore> = Arc::new(open(dir, true)?);
+    let mut subscription = match stream {
+        Some(stream) => {
+            let from = match args.from {
+                TailStart::Start | TailStart::At(0) => SubscriptionStart::Start,
+                TailStart::End => SubscriptionStart::End,
+                TailStart::At(revision) => SubscriptionStart::After(revision - 1),
+            };
+            let options = SubscribeToStreamOptions { from };
+            Subscription::to_stream(store.clone(), stream, options).await?
+        }
+        None => {
+            let from = match args.from {
+                TailStart::Start | TailStart::At(0) => SubscriptionStart::Start,
+                TailStart::End => SubscriptionStart::End,
+                TailStart::At(position) => SubscriptionStart::After(Position(position - 1)),
+            };
+            let filter = if !args.filter.stream_prefix.is_empty() {
+                Some(EventFilter::StreamPrefix(args.filter.stream_prefix))
+            } else if !args.filter.type_prefix.is_empty() {
+                Some(EventFilter::EventTypePrefix(args.filter.type_prefix))
+            } else {
+                None
+            };
+            let options = SubscribeToAllOptions {
+                from,
+                filter,
+                include_system: args.filter.include_system,
+                ..SubscribeToAllOptions::default()
+            };
+            Subscription::to_all(store.clone(), options).await?
+        }
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut stdout = tokio::io::stdout();
+    loop {
+        let message = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            message = subscription.next() => message,
+        };
+        let event = match message {
+            None => return Ok(()),
+            Some(Err(error)) => return Err(error.into()),
+            Some(Ok(SubscriptionMessage::Event(event))) => event,
+            Some(Ok(_)) => continue,
+        };
+        let mut line = json::render_event(&event);
+        line.push('\n');
+        let written = async {
+            stdout.write_all(line.as_bytes()).await?;
+            stdout.flush().await
+        };
+        let written = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            written = written => written,
+        };
+        match written {
+            Ok(()) => {}
+            // Whoever read our output (`| head`, say) has had enough: a clean stop.
+            Err(error) if error.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(error) => return Err(anyhow::Error::new(error).context("cannot write output")),
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        // If the handler cannot be installed the default action (exit) still applies.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+async fn metadata(dir: &Path, args: MetadataArgs) -> anyhow::Result<()> {
+    let stream = stream_name(&args.stream)?;
+    match &args.set {
+        None => {
+            let store = open(dir, false)?;
+            let result = store.stream_metadata(&stream).await?;
+            print_line(&json::render_metadata(&result))
+        }
+        Some(text) => {
+            let bytes = json::json_bytes(text, "--set").map_err(|error| anyhow!(error))?;
+            let metadata = StreamMetadata::from_json(&bytes)?;
+            let store = open(dir, true)?;
+            let result = store
+                .set_stream_metadata(&stream, args.expected_revision, &metadata)
+                .await?;
+            print_line(&json::render_append(&result))
+        }
+    }
+}
+
+async fn delete(dir: &Path, args: DeleteArgs) -> anyhow::Result<()> {
+    let stream = stream_name(&args.stream)?;
+    let store = open(dir, true)?;
+    let result = if args.tombstone {
+        store
+            .tombstone_stream(&stream, args.expected_revision)
+            .await?
+    } else {
+        store.delete_stream(&stream, args.expected_revision).await?
+    };
+    print_line(&json::render_delete(&result))
+}
+
+fn print_line(line: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    finish_output(writeln!(stdout, "{line}").and_then(|()| stdout.flush()))
+}
+
+fn print_events(events: &[RecordedEvent]) -> anyhow::Result<()> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = events
+        .iter()
+        .try_for_each(|event| writeln!(stdout, "{}", json::render_event(event)))
+        .and_then(|()| stdout.flush());
+    finish_output(written)
+}
+
+/// A closed standard output (`| head`) is a clean stop, not an error.
+fn finish_output(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(error).context("cannot write output"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use factum_core::{CurrentRevision, ExpectedRevision};
+
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_outcomes_apart() {
+        let stream = StreamName::new("s").unwrap();
+        let wrong = anyhow::Error::new(Error::WrongExpectedRevision {
+            stream: stream.clone(),
+            expected: ExpectedRevision::NoStream,
+            actual: CurrentRevision::Current(0),
+        });
+        assert_eq!(exit_code(&wrong), 3);
+        let missing = anyhow::Error::new(Error::StreamNotFound {
+            stream: stream.clone(),
+        });
+        assert_eq!(exit_code(&missing), 4);
+        let deleted = anyhow::Error::new(Error::StreamDeleted { stream });
+        assert_eq!(exit_code(&deleted), 4);
+        assert_eq!(exit_code(&anyhow!("anything else")), 1);
+    }
+
+    #[test]
+    fn errors_fit_on_one_line() {
+        let error = anyhow!("first\nsecond\r\n").context("outer");
+        assert_eq!(one_line(&error), "outer: first second");
+    }
+}
