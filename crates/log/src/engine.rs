@@ -36,6 +36,9 @@ use crate::storage::{Storage, StorageFile};
 const GROUP_REQUESTS_MAX: usize = 4096;
 /// The most bytes one group commit writes (a single larger append still goes alone).
 const GROUP_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// The most stream states the writer keeps between groups; looking one up again costs a few
+/// index reads.
+const STREAM_CACHE_MAX: usize = 65_536;
 
 /// What the writer is asked to do.
 pub enum Command {
@@ -130,9 +133,14 @@ impl Shared {
         *self.head.borrow()
     }
 
-    /// Every durable entry of `stream`, by revision, with its segment file.
-    pub fn locate(&self, stream: &StreamName) -> Result<Vec<Located>, Error> {
-        let (sealed, active): (Vec<Arc<SealedSegment>>, Vec<Located>) = {
+    /// The durable entries of `stream` whose revisions are in `revisions`, by revision: walks
+    /// segments newest first and stops once it is below the range.
+    pub fn locate_range(
+        &self,
+        stream: &StreamName,
+        revisions: std::ops::Range<u64>,
+    ) -> Result<Vec<Located>, Error> {
+        let (sealed, mut located): (Vec<Arc<SealedSegment>>, Vec<Located>) = {
             let segments = self.segments();
             let active = segments
                 .active
@@ -142,6 +150,7 @@ impl Shared {
                 .map(|entries| {
                     entries
                         .iter()
+                        .filter(|entry| revisions.contains(&entry.revision))
                         .map(|entry| Located {
                             file: segments.active.file.clone(),
                             entry: *entry,
@@ -151,23 +160,31 @@ impl Shared {
                 .unwrap_or_default();
             (segments.sealed.clone(), active)
         };
-        let mut located = Vec::new();
-        for segment in &sealed {
-            for entry in segment.index.entries(stream)? {
-                located.push(Located {
+        let reached_start = |located: &[Located]| {
+            located
+                .first()
+                .is_some_and(|first| first.entry.revision <= revisions.start)
+        };
+        for segment in sealed.iter().rev() {
+            if reached_start(&located) {
+                break;
+            }
+            let entries = segment.index.entries(stream)?;
+            if entries
+                .first()
+                .is_some_and(|first| first.revision >= revisions.end)
+            {
+                continue;
+            }
+            let older: Vec<Located> = entries
+                .into_iter()
+                .filter(|entry| revisions.contains(&entry.revision))
+                .map(|entry| Located {
                     file: segment.file.clone(),
                     entry,
-                });
-            }
-        }
-        located.extend(active);
-        for (expected_revision, item) in (0u64..).zip(&located) {
-            if item.entry.revision != expected_revision {
-                return Err(crate::format::corrupt(format!(
-                    "index of stream {stream} has revision {} where {expected_revision} belongs",
-                    item.entry.revision
-                )));
-            }
+                })
+                .collect();
+            located.splice(0..0, older);
         }
         Ok(located)
     }
@@ -314,7 +331,9 @@ struct Writer {
     buffer: Vec<u8>,
     frames: Vec<PendingFrame>,
     pending: Vec<Pending>,
-    /// Stream states including this group's frames.
+    /// Stream states: durable ones the writer has looked up (it is the only writer, so they
+    /// stay true) plus the effect of this group's frames. Cleared when a group fails, and when
+    /// it grows past `STREAM_CACHE_MAX` streams.
     overlay: HashMap<StreamName, StreamInfo>,
 }
 
@@ -392,36 +411,50 @@ impl Writer {
     }
 
     /// The ids stored at `revisions` of `stream`: pending ones from this group, the rest from
-    /// disk.
+    /// disk (reading each frame once).
     fn stored_ids(
         &self,
         stream: &StreamName,
         revisions: std::ops::Range<u64>,
     ) -> Result<Vec<StoredId>, Error> {
         let mut stored = Vec::new();
-        let durable = self.shared.locate(stream)?;
-        for revision in revisions {
-            if let Some(located) = durable.get(revision as usize) {
-                let event = self.shared.read_event(located)?;
-                stored.push(StoredId {
-                    revision,
-                    id: event.id,
-                    position: event.position,
-                });
-                continue;
-            }
-            let pending = self.frames.iter().find(|frame| {
-                frame.stream == *stream
-                    && frame.first_revision <= revision
-                    && revision < frame.first_revision + frame.ids.len() as u64
+        let durable = self.shared.locate_range(stream, revisions.clone())?;
+        let mut frame: Option<(*const (), u32, Vec<RecordedEvent>)> = None;
+        for located in &durable {
+            let key = Arc::as_ptr(&located.file) as *const ();
+            let cached = frame.as_ref().is_some_and(|(file, offset, _)| {
+                *file == key && *offset == located.entry.frame_offset
             });
-            if let Some(frame) = pending {
-                let index = revision - frame.first_revision;
-                stored.push(StoredId {
-                    revision,
-                    id: frame.ids[index as usize],
-                    position: Position(frame.first_position + index),
-                });
+            if !cached {
+                let events = read_frame_events(
+                    located.file.as_ref(),
+                    u64::from(located.entry.frame_offset),
+                )?;
+                frame = Some((key, located.entry.frame_offset, events));
+            }
+            let (_, _, events) = frame.as_ref().expect("just filled");
+            let event = events
+                .iter()
+                .find(|event| event.position.0 == located.entry.position)
+                .ok_or_else(|| {
+                    crate::format::corrupt("index points to a frame without the event")
+                })?;
+            stored.push(StoredId {
+                revision: located.entry.revision,
+                id: event.id,
+                position: event.position,
+            });
+        }
+        for frame in self.frames.iter().filter(|frame| frame.stream == *stream) {
+            for (index, id) in (0u64..).zip(&frame.ids) {
+                let revision = frame.first_revision + index;
+                if revisions.contains(&revision) {
+                    stored.push(StoredId {
+                        revision,
+                        id: *id,
+                        position: Position(frame.first_position + index),
+                    });
+                }
             }
         }
         Ok(stored)
@@ -633,7 +666,9 @@ impl Writer {
                 }
             }
         }
-        self.overlay.clear();
+        if self.overlay.len() > STREAM_CACHE_MAX {
+            self.overlay.clear();
+        }
     }
 
     fn write_and_sync(&mut self) -> Result<(), Error> {

@@ -489,33 +489,50 @@ impl EventStore for EmbeddedStore {
         stream: &StreamName,
         options: ReadStreamOptions,
     ) -> Result<Vec<RecordedEvent>> {
-        let located = self.shared.locate(stream)?;
+        let last = self.shared.last_located(stream)?;
         let tombstoned = match stream.metadata_of() {
             Some(described) => self
                 .shared
                 .last_located(&described)?
                 .is_some_and(|last| last.entry.tombstone),
-            None => located.last().is_some_and(|last| last.entry.tombstone),
+            None => last.as_ref().is_some_and(|last| last.entry.tombstone),
         };
         let metadata = self.metadata_of(stream)?;
         let state = rules::StreamState {
-            last_revision: located.last().map(|last| last.entry.revision),
+            last_revision: last.map(|last| last.entry.revision),
             truncate_before: metadata.truncate_before,
             tombstoned,
         };
         let Some(plan) = rules::plan_stream_read(stream, &state, &metadata, &options)? else {
             return Ok(Vec::new());
         };
+        let (mut low, mut high) = (plan.start.min(plan.end), plan.start.max(plan.end));
+        // Without `$maxAge` every revision in range is returned, so only `limit` of them need
+        // locating; with it, expired ones are skipped and the whole range may be needed.
+        let applies_max_age = metadata.max_age.is_some() && !stream.is_metadata();
+        if !applies_max_age {
+            let span = options.limit.saturating_sub(1);
+            match plan.direction {
+                Direction::Forwards => high = high.min(low.saturating_add(span)),
+                Direction::Backwards => low = low.max(high.saturating_sub(span)),
+            }
+        }
+        let located = self.shared.locate_range(stream, low..high + 1)?;
+        if located.len() as u64 != high - low + 1 {
+            return Err(corrupt(format!(
+                "index of stream {stream} misses revisions between {low} and {high}"
+            )));
+        }
         let now = Timestamp::now();
         let limit = usize::try_from(options.limit).unwrap_or(usize::MAX);
         let mut events = Vec::new();
         // The frame last read: consecutive revisions usually share one.
         let mut frame: Option<(*const (), u32, Vec<RecordedEvent>)> = None;
         for revision in plan.revisions() {
-            if events.len() >= limit {
+            if events.len() >= limit || revision < low || revision > high {
                 break;
             }
-            let item = &located[revision as usize];
+            let item = &located[(revision - low) as usize];
             let key = Arc::as_ptr(&item.file) as *const ();
             let cached = frame.as_ref().is_some_and(|(file, offset, _)| {
                 *file == key && *offset == item.entry.frame_offset
@@ -532,7 +549,7 @@ impl EventStore for EmbeddedStore {
                 .cloned()
                 .ok_or_else(|| corrupt("index points to a frame without the event"))?;
             let event = pick_event(vec![event], item.entry)?;
-            if !metadata.is_expired(event.recorded_at, now) || stream.is_metadata() {
+            if !applies_max_age || !metadata.is_expired(event.recorded_at, now) {
                 events.push(event);
             }
         }
