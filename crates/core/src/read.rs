@@ -156,6 +156,21 @@ impl ReadAllOptions {
         self
     }
 
+    /// Whether events of `stream` may be returned at all, judged by the stream alone (system
+    /// streams, stream filters). When it is false a backend may skip the stream's events without
+    /// decoding them; they still count as examined.
+    pub fn keeps_stream(&self, stream: &crate::StreamName) -> bool {
+        if stream.is_system() && !self.include_system {
+            return false;
+        }
+        match &self.filter {
+            Some(filter @ (EventFilter::StreamPrefix(_) | EventFilter::StreamRegex(_))) => {
+                filter.matches_parts(stream, "")
+            }
+            _ => true,
+        }
+    }
+
     /// Whether an event is one this read returns (system events and the filter).
     pub fn keeps(&self, event: &RecordedEvent) -> bool {
         if event.is_system() && !self.include_system {

@@ -813,8 +813,8 @@ pub fn create_segment(
 fn last_recorded_at(shared: &Shared) -> Option<Timestamp> {
     let (file, offset) = {
         let segments = shared.segments();
-        match segments.active.index.frames.last() {
-            Some((_, offset)) => (segments.active.file.clone(), *offset),
+        match segments.active.index.last_frame {
+            Some((_, offset)) => (segments.active.file.clone(), offset),
             None => {
                 let sealed = segments.sealed.last()?;
                 let map = sealed.frame_map().ok()?;

@@ -44,7 +44,8 @@
 //!   16  u32 offset of the event's frame in the segment
 //!   20  u32 flags (bit 0: the event is a tombstone marker)
 //!
-//! frame map entry (16 bytes), one per FRAME_MAP_STRIDE frames, by position:
+//! frame map entry (16 bytes), the first frame at or after every ANCHOR_STRIDE_BYTES of the
+//! segment, by position (the segment's first frame always has one):
 //!   0   u64 first position of the frame
 //!   8   u64 offset of the frame in the segment
 //! ```
@@ -62,8 +63,9 @@ const INDEX_HEADER_LEN: usize = 128;
 const ROW_LEN: usize = 48;
 const ENTRY_LEN: usize = 24;
 const FRAME_MAP_ENTRY_LEN: usize = 16;
-/// One frame map entry every this many frames: a position seek scans at most this many frames.
-pub const FRAME_MAP_STRIDE: usize = 64;
+/// A frame map entry (an anchor) is kept for the first frame at or after every this many bytes
+/// of a segment: a seek by position reads at most this much (plus one frame) to find its frame.
+pub const ANCHOR_STRIDE_BYTES: u64 = 64 * 1024;
 const FLAG_TOMBSTONE: u32 = 1;
 
 const _: () = assert!(INDEX_HEADER_LEN == 128 && ROW_LEN == 48 && ENTRY_LEN == 24);
@@ -120,8 +122,11 @@ pub fn stream_hash(name: &str) -> u64 {
 pub struct ActiveIndex {
     /// Each stream's entries in this segment, by revision.
     pub streams: HashMap<StreamName, Vec<IndexEntry>>,
-    /// Every frame of the segment: (first position, offset), by position.
-    pub frames: Vec<(u64, u64)>,
+    /// Anchors for seeking by position: (first position, offset) of the first frame at or
+    /// after every [`ANCHOR_STRIDE_BYTES`], by position.
+    pub anchors: Vec<(u64, u64)>,
+    /// The last frame: (first position, offset).
+    pub last_frame: Option<(u64, u64)>,
 }
 
 impl ActiveIndex {
@@ -144,7 +149,14 @@ impl ActiveIndex {
                 tombstone,
             });
         }
-        self.frames.push((first_position, offset));
+        let anchor_due = self
+            .anchors
+            .last()
+            .is_none_or(|(_, anchor_offset)| offset >= anchor_offset + ANCHOR_STRIDE_BYTES);
+        if anchor_due {
+            self.anchors.push((first_position, offset));
+        }
+        self.last_frame = Some((first_position, offset));
     }
 }
 
@@ -165,12 +177,7 @@ pub fn write_index(
         (stream_hash(a.0.as_str()), a.0.as_str()).cmp(&(stream_hash(b.0.as_str()), b.0.as_str()))
     });
     let entry_count: usize = streams.iter().map(|(_, entries)| entries.len()).sum();
-    let frame_map: Vec<(u64, u64)> = index
-        .frames
-        .iter()
-        .step_by(FRAME_MAP_STRIDE)
-        .copied()
-        .collect();
+    let frame_map = &index.anchors;
     let rows_offset = INDEX_HEADER_LEN;
     let entries_offset = rows_offset + streams.len() * ROW_LEN;
     let frame_map_offset = entries_offset + entry_count * ENTRY_LEN;
@@ -198,7 +205,7 @@ pub fn write_index(
         names.extend_from_slice(stream.as_str().as_bytes());
     }
     let mut map = Vec::with_capacity(frame_map.len() * FRAME_MAP_ENTRY_LEN);
-    for (position, offset) in &frame_map {
+    for (position, offset) in frame_map {
         map.extend_from_slice(&position.to_le_bytes());
         map.extend_from_slice(&offset.to_le_bytes());
     }
@@ -371,7 +378,7 @@ impl SealedIndex {
         Ok(self.entries(stream)?.last().copied())
     }
 
-    /// The frame map: (first position, offset) of every [`FRAME_MAP_STRIDE`]th frame.
+    /// The frame map: the anchors of [`ActiveIndex::anchors`], as written when sealing.
     pub fn frame_map(&self) -> Result<Vec<(u64, u64)>, Error> {
         let len = usize::try_from(self.frame_map_count)
             .ok()

@@ -8,7 +8,7 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameCheck, FrameHead, SEGMENT_HEADER_LEN, SegmentHeader, check_frame,
     corrupt, decode_frame, decode_frame_head, read_u32,
 };
-use crate::index::{FRAME_MAP_STRIDE, SealedIndex};
+use crate::index::SealedIndex;
 use crate::storage::StorageFile;
 
 /// How much a sequential scan reads at once.
@@ -58,7 +58,7 @@ impl SealedSegment {
         }
     }
 
-    /// The frame map (every [`FRAME_MAP_STRIDE`]th frame), read once.
+    /// The frame map (anchors for seeking by position), read once.
     pub fn frame_map(&self) -> Result<&[(u64, u64)], Error> {
         if let Some(map) = self.frame_map.get() {
             return Ok(map);
@@ -236,10 +236,4 @@ fn end_of_last_frame(file: &dyn StorageFile, offset: u64) -> Result<u64, Error> 
     let mut header = [0u8; FRAME_HEADER_LEN];
     file.read_exact_at(&mut header, offset)?;
     Ok(offset + FRAME_HEADER_LEN as u64 + u64::from(read_u32(&header, 4)))
-}
-
-/// Anchors for seeking by position in a segment: (first position, offset) of some frames, by
-/// position, the first being the segment's first frame.
-pub fn anchors_of_frames(frames: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    frames.iter().step_by(FRAME_MAP_STRIDE).copied().collect()
 }

@@ -20,11 +20,11 @@ use tokio::sync::{oneshot, watch};
 use crate::engine::{
     ActiveSegment, Command, Segments, Shared, create_segment, pick_event, run_writer,
 };
-use crate::format::{SEGMENT_HEADER_LEN, corrupt, decode_frame};
+use crate::format::{SEGMENT_HEADER_LEN, corrupt, decode_frame, decode_frame_head};
 use crate::index::{ActiveIndex, SealedIndex, write_index};
 use crate::segment::{
-    FrameCursor, SealedSegment, anchors_of_frames, index_file_name, parse_file_name,
-    read_frame_events, scan_segment, segment_file_name,
+    FrameCursor, SealedSegment, index_file_name, parse_file_name, read_frame_events, scan_segment,
+    segment_file_name,
 };
 use crate::storage::{DirStorage, Storage, StorageFile};
 
@@ -86,8 +86,7 @@ impl EmbeddedStore {
         let head = segments
             .active
             .index
-            .frames
-            .last()
+            .last_frame
             .map(|_| last_position(&segments.active))
             .unwrap_or(segments.active.first_position - 1);
         let (head_sender, _) = watch::channel(Position(head));
@@ -443,12 +442,12 @@ impl EmbeddedStore {
             })
             .collect();
         let active = &segments.active;
-        if !active.index.frames.is_empty() {
+        if active.index.last_frame.is_some() {
             views.push(SegmentView {
                 file: active.file.clone(),
                 first_position: active.first_position,
                 end: active.len,
-                anchors: Anchors::Active(anchors_of_frames(&active.index.frames)),
+                anchors: Anchors::Active(active.index.anchors.clone()),
             });
         }
         (views, head)
@@ -570,22 +569,44 @@ impl EventStore for EmbeddedStore {
                     AllStart::Position(position) => position.0.max(1),
                 };
                 let mut scanned_to = from - 1;
+                if from > head {
+                    return Ok(AllSlice {
+                        events,
+                        scanned_to: Position(scanned_to),
+                        end_of_log: true,
+                    });
+                }
                 let start_view = views
                     .iter()
                     .rposition(|view| view.first_position <= from)
                     .unwrap_or(0);
-                for view in views.iter().skip(start_view) {
-                    if from > head {
-                        break;
-                    }
+                for view in &views[start_view..] {
                     let anchors = view.anchors()?;
-                    let group = anchors
+                    let start_offset = anchors
                         .iter()
-                        .rposition(|anchor| anchor.0 <= from)
-                        .unwrap_or(0);
-                    for group in group..anchors.len() {
-                        for event in view.group_events(group)? {
-                            let position = event.position.0;
+                        .rev()
+                        .find(|anchor| anchor.0 <= from)
+                        .map_or(SEGMENT_HEADER_LEN as u64, |anchor| anchor.1);
+                    let mut cursor = FrameCursor::new(view.file.as_ref(), start_offset, view.end);
+                    while let Some((_, frame)) = cursor.next_frame()? {
+                        let frame_head = decode_frame_head(frame)?;
+                        let count = u64::from(frame_head.event_count);
+                        let first = frame_head.first_position;
+                        if first + count - 1 < from {
+                            continue;
+                        }
+                        // A frame whose stream the read excludes needs no decoding: its
+                        // events are only counted as examined.
+                        let skip_whole_frame = !options.keeps_stream(&frame_head.stream);
+                        let mut decoded = if skip_whole_frame {
+                            Vec::new()
+                        } else {
+                            decode_frame(frame)?
+                        }
+                        .into_iter();
+                        for index in 0..count {
+                            let position = first + index;
+                            let event = decoded.next();
                             if position < from {
                                 continue;
                             }
@@ -605,7 +626,7 @@ impl EventStore for EmbeddedStore {
                             }
                             scanned += 1;
                             scanned_to = position;
-                            if options.keeps(&event) {
+                            if let Some(event) = event.filter(|event| options.keeps(event)) {
                                 events.push(event);
                             }
                         }
