@@ -681,9 +681,12 @@ impl Writer {
             file.sync_data()
         });
         if let Err(error) = written {
-            // Roll the partial tail back so a reopen finds the file as it was; if this fails
-            // too, recovery truncates the torn tail on open.
-            let _ = file.set_len(offset);
+            // Roll the partial tail back so a reopen finds the file as it was, and try to make
+            // the cut durable; if either fails, recovery truncates the torn tail on open (and
+            // syncs what it keeps before serving it).
+            if file.set_len(offset).is_ok() {
+                let _ = file.sync_data();
+            }
             return Err(Error::Io(error));
         }
         Ok(())

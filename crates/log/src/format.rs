@@ -287,6 +287,12 @@ pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
 
 /// Decodes every event of a checked frame, in order.
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
+    decode_frame_bytes(&Bytes::copy_from_slice(frame))
+}
+
+/// Decodes every event of a checked frame, in order, without copying data and metadata: the
+/// events share `frame`'s buffer.
+pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
     let head = decode_frame_head(frame)?;
     let mut reader = Reader::new(
         frame,
@@ -294,7 +300,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
     );
     let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
     for index in 0..u64::from(head.event_count) {
-        events.push(decode_event(&mut reader, &head, index)?);
+        events.push(decode_event(&mut reader, frame, &head, index)?);
     }
     if reader.offset != frame.len() {
         return Err(corrupt("frame has trailing bytes after its events"));
@@ -304,6 +310,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
 
 fn decode_event(
     reader: &mut Reader<'_>,
+    frame: &Bytes,
     head: &FrameHead,
     index: u64,
 ) -> Result<RecordedEvent, Error> {
@@ -324,8 +331,8 @@ fn decode_event(
         other => return Err(corrupt(format!("unknown content type code {other}"))),
     };
     let event_type = reader.string(type_len)?;
-    let data = Bytes::copy_from_slice(reader.bytes(data_len)?);
-    let metadata = Bytes::copy_from_slice(reader.bytes(metadata_len)?);
+    let data = reader.shared(frame, data_len)?;
+    let metadata = reader.shared(frame, metadata_len)?;
     let mut tags = Vec::with_capacity(tag_count as usize);
     for _ in 0..tag_count {
         let len = reader.u8()? as usize;
@@ -384,6 +391,13 @@ impl<'a> Reader<'a> {
         let slice = &self.bytes[self.offset..end];
         self.offset = end;
         Ok(slice)
+    }
+
+    /// The next `len` bytes as a slice of `whole`, the buffer this reader reads.
+    fn shared(&mut self, whole: &Bytes, len: usize) -> Result<Bytes, Error> {
+        let start = self.offset;
+        self.bytes(len)?;
+        Ok(whole.slice(start..start + len))
     }
 
     fn string(&mut self, len: usize) -> Result<String, Error> {

@@ -270,6 +270,8 @@ pub struct SealedIndex {
     frame_map_offset: u64,
     names_offset: u64,
     frame_map_crc: u32,
+    /// The index file's length, to bound every offset read from it.
+    file_len: u64,
 }
 
 /// A stream's run of entries in a sealed segment.
@@ -321,6 +323,7 @@ impl SealedIndex {
             frame_map_offset: field(9),
             names_offset: field(10),
             frame_map_crc: read_u32(header, 104),
+            file_len,
         };
         let sections_fit = index
             .stream_count
@@ -426,8 +429,16 @@ impl SealedIndex {
             }
             let name_len = u16::from_le_bytes([row[32], row[33]]) as usize;
             let mut name = vec![0u8; name_len];
-            self.file
-                .read_exact_at(&mut name, self.names_offset + read_u64(&row, 24))?;
+            let name_offset = self
+                .names_offset
+                .checked_add(read_u64(&row, 24))
+                .filter(|offset| {
+                    offset
+                        .checked_add(name_len as u64)
+                        .is_some_and(|end| end <= self.file_len)
+                })
+                .ok_or_else(|| corrupt("index stream row points past the names"))?;
+            self.file.read_exact_at(&mut name, name_offset)?;
             if stream_hash(&String::from_utf8_lossy(&name)) != row_hash {
                 return Err(corrupt("index stream name does not match its hash"));
             }

@@ -97,6 +97,7 @@ pub struct FrameCursor<'a> {
     end: u64,
     /// The offset of the next frame.
     offset: u64,
+    /// The bytes read last, reused for every chunk.
     buffer: Vec<u8>,
     /// The file offset of `buffer[0]`.
     buffer_offset: u64,

@@ -215,8 +215,10 @@ fn lock_directory(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// Finds the segments, checks the full ones against their indexes (rebuilding a missing or
-/// damaged index from its segment), and scans the open one, truncating a torn tail.
+/// Finds the segments, checks the full ones against their indexes (rebuilding from its segment
+/// an index that is missing, or whose header is damaged or does not match the segment; damage
+/// deeper in an index or a full segment is found when it is read, as `Corrupt`), and scans the
+/// open one, truncating a torn tail and syncing what it keeps.
 fn recover(storage: &dyn Storage) -> Result<Segments> {
     let mut found: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
     for name in storage.list()? {
@@ -372,10 +374,13 @@ fn open_active(
     }
     if scanned.valid_len < file_len {
         // A torn tail: bytes of appends that were never acknowledged (their fsync had not
-        // completed). Cut them off durably before anything new is written.
+        // completed). Cut them off before anything new is written.
         file.set_len(scanned.valid_len)?;
-        file.sync_data()?;
     }
+    // Always sync what recovery keeps: a process that died between its write and its fsync
+    // leaves whole frames in the page cache only. Serving them before they are durable would
+    // let a later power loss take back events readers already saw (and reuse their positions).
+    file.sync_data()?;
     Ok(ActiveSegment {
         number,
         first_position: scanned.header.first_position,
@@ -525,29 +530,31 @@ impl EventStore for EmbeddedStore {
         let now = Timestamp::now();
         let limit = usize::try_from(options.limit).unwrap_or(usize::MAX);
         let mut events = Vec::new();
-        // The frame last read: consecutive revisions usually share one.
-        let mut frame: Option<(*const (), u32, Vec<RecordedEvent>)> = None;
+        // The frame last read: consecutive revisions usually share one, and each of its events
+        // is taken out once.
+        let mut frame: Option<(*const (), u32, u64, Vec<Option<RecordedEvent>>)> = None;
         for revision in plan.revisions() {
             if events.len() >= limit || revision < low || revision > high {
                 break;
             }
             let item = &located[(revision - low) as usize];
             let key = Arc::as_ptr(&item.file) as *const ();
-            let cached = frame.as_ref().is_some_and(|(file, offset, _)| {
+            let cached = frame.as_ref().is_some_and(|(file, offset, _, _)| {
                 *file == key && *offset == item.entry.frame_offset
             });
             if !cached {
                 let decoded =
                     read_frame_events(item.file.as_ref(), u64::from(item.entry.frame_offset))?;
-                frame = Some((key, item.entry.frame_offset, decoded));
+                let first_position = decoded.first().map_or(0, |event| event.position.0);
+                frame = Some((
+                    key,
+                    item.entry.frame_offset,
+                    first_position,
+                    decoded.into_iter().map(Some).collect(),
+                ));
             }
-            let (_, _, decoded) = frame.as_ref().expect("just filled");
-            let event = decoded
-                .iter()
-                .find(|event| event.position.0 == item.entry.position)
-                .cloned()
-                .ok_or_else(|| corrupt("index points to a frame without the event"))?;
-            let event = pick_event(vec![event], item.entry)?;
+            let (_, _, first_position, decoded) = frame.as_mut().expect("just filled");
+            let event = take_event(decoded, *first_position, item.entry)?;
             if !applies_max_age || !metadata.is_expired(event.recorded_at, now) {
                 events.push(event);
             }
@@ -734,4 +741,20 @@ impl EventStore for EmbeddedStore {
     fn limits(&self) -> &Limits {
         &self.limits
     }
+}
+
+/// Takes the event `entry` points to out of its decoded frame (whose first event is at
+/// `first_position`), checking that the index and the frame agree.
+fn take_event(
+    frame: &mut [Option<RecordedEvent>],
+    first_position: u64,
+    entry: crate::index::IndexEntry,
+) -> Result<RecordedEvent> {
+    let event = entry
+        .position
+        .checked_sub(first_position)
+        .and_then(|index| frame.get_mut(usize::try_from(index).ok()?))
+        .and_then(Option::take)
+        .ok_or_else(|| corrupt("index points to a frame without the event"))?;
+    pick_event(vec![event], entry)
 }
