@@ -285,14 +285,26 @@ pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
     })
 }
 
-/// Decodes every event of a checked frame, in order.
+/// Decodes every event of a checked frame, in order, copying each event's data and metadata
+/// (small allocations are cheaper than one large one per frame, which the allocator maps and
+/// unmaps).
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
-    decode_frame_bytes(&Bytes::copy_from_slice(frame))
+    decode_frame_with(frame, |start, len| {
+        Bytes::copy_from_slice(&frame[start..start + len])
+    })
 }
 
 /// Decodes every event of a checked frame, in order, without copying data and metadata: the
 /// events share `frame`'s buffer.
 pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
+    decode_frame_with(frame, |start, len| frame.slice(start..start + len))
+}
+
+/// Decodes a frame; `bytes_at(start, len)` makes the `Bytes` of a field known to be in range.
+fn decode_frame_with(
+    frame: &[u8],
+    bytes_at: impl Fn(usize, usize) -> Bytes,
+) -> Result<Vec<RecordedEvent>, Error> {
     let head = decode_frame_head(frame)?;
     let mut reader = Reader::new(
         frame,
@@ -300,7 +312,7 @@ pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
     );
     let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
     for index in 0..u64::from(head.event_count) {
-        events.push(decode_event(&mut reader, frame, &head, index)?);
+        events.push(decode_event(&mut reader, &bytes_at, &head, index)?);
     }
     if reader.offset != frame.len() {
         return Err(corrupt("frame has trailing bytes after its events"));
@@ -310,7 +322,7 @@ pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
 
 fn decode_event(
     reader: &mut Reader<'_>,
-    frame: &Bytes,
+    bytes_at: &impl Fn(usize, usize) -> Bytes,
     head: &FrameHead,
     index: u64,
 ) -> Result<RecordedEvent, Error> {
@@ -331,8 +343,8 @@ fn decode_event(
         other => return Err(corrupt(format!("unknown content type code {other}"))),
     };
     let event_type = reader.string(type_len)?;
-    let data = reader.shared(frame, data_len)?;
-    let metadata = reader.shared(frame, metadata_len)?;
+    let data = reader.field(bytes_at, data_len)?;
+    let metadata = reader.field(bytes_at, metadata_len)?;
     let mut tags = Vec::with_capacity(tag_count as usize);
     for _ in 0..tag_count {
         let len = reader.u8()? as usize;
@@ -393,11 +405,15 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    /// The next `len` bytes as a slice of `whole`, the buffer this reader reads.
-    fn shared(&mut self, whole: &Bytes, len: usize) -> Result<Bytes, Error> {
+    /// The next `len` bytes, made into `Bytes` by `bytes_at` once they are known to be there.
+    fn field(
+        &mut self,
+        bytes_at: &impl Fn(usize, usize) -> Bytes,
+        len: usize,
+    ) -> Result<Bytes, Error> {
         let start = self.offset;
         self.bytes(len)?;
-        Ok(whole.slice(start..start + len))
+        Ok(bytes_at(start, len))
     }
 
     fn string(&mut self, len: usize) -> Result<String, Error> {
