@@ -53,7 +53,7 @@ const SEGMENT_SIZE_BYTES_MAX: u64 = 64 * 1024;
 /// The most events in one append.
 const EVENTS_PER_APPEND_MAX: u64 = 5;
 /// How many children the parent kills.
-const KILL_COUNT: u64 = 24;
+const KILL_COUNT: u64 = 30;
 /// A child is killed after 1 to this many acknowledged appends...
 const KILL_AFTER_ACKS_MAX: u64 = 300;
 /// ...or after 0 to this many milliseconds from its start (which can land in its recovery).
@@ -90,12 +90,7 @@ fn child_appends_until_killed() {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let report: Report = {
             let lines = lines.clone();
-            Arc::new(move |ack: &Ack| {
-                lines
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(ack.line())
-            })
+            Arc::new(move |ack: &Ack| lock(&lines).push(ack.line()))
         };
         let child_seed = rng.next();
         runtime.block_on(async {
@@ -103,13 +98,16 @@ fn child_appends_until_killed() {
             let deadline = Instant::now() + CHILD_LIFETIME;
             append_loop(store, generation, child_seed, 30, deadline, report).await;
         });
-        let lines = std::mem::take(&mut *lines.lock().unwrap_or_else(PoisonError::into_inner));
+        let lines = std::mem::take(&mut *lock(&lines));
         // Four tasks of 30 attempts: conflicts lose a few, most are acknowledged.
         assert!(lines.len() >= 30, "{context}: only {} acks", lines.len());
         for line in lines {
             acks.push(parse_ack_line(&line, &context).expect("an ACK line"));
         }
-        runtime.block_on(check_reopened(dir.path(), &mut acks, generation, &context));
+        let unacknowledged =
+            runtime.block_on(check_reopened(dir.path(), &mut acks, generation, &context));
+        // Without a crash every append that reached the store was answered.
+        assert_eq!(unacknowledged, 0, "{context}: appends nobody acknowledged");
     }
 }
 
@@ -147,10 +145,15 @@ fn acknowledged_appends_survive_sigkill() {
             &stderr_path,
             &context,
         );
-        println!("{context}: killed {plan:?}, {} acks", child_acks.len());
-        child_ack_count += child_acks.len();
+        let child_ack_count_now = child_acks.len();
+        child_ack_count += child_ack_count_now;
         acks.extend(child_acks);
-        runtime.block_on(check_reopened(&data_dir, &mut acks, generation, &context));
+        let unacknowledged =
+            runtime.block_on(check_reopened(&data_dir, &mut acks, generation, &context));
+        println!(
+            "{context}: killed {plan:?}: {child_ack_count_now} acks; {unacknowledged} appends \
+             in the store so far were never acknowledged"
+        );
     }
     let segment_count = std::fs::read_dir(&data_dir)
         .expect("the data directory lists")
@@ -418,9 +421,13 @@ fn raise(known: &mut Option<u64>, seen: Option<u64>) {
 
 /// Reopens the store on `dir` after a crash (or a close), checks it against `acks`, makes one
 /// more append (added to `acks`, so later rounds check it too) and closes the store again.
-async fn check_reopened(dir: &Path, acks: &mut Vec<Ack>, generation: u64, context: &str) {
+/// Returns how many appends the store holds that were never acknowledged.
+async fn check_reopened(dir: &Path, acks: &mut Vec<Ack>, generation: u64, context: &str) -> usize {
     let store = open_store(dir, context);
-    let last = verify(&store, acks, context).await;
+    let Verified {
+        last,
+        unacknowledged,
+    } = verify(&store, acks, context).await;
     // The store takes appends after recovery, right after the recovered head.
     let head = store.head().await.expect("the head").0;
     let stream = (generation as usize) % STREAM_COUNT;
@@ -455,12 +462,22 @@ async fn check_reopened(dir: &Path, acks: &mut Vec<Ack>, generation: u64, contex
     });
     // Closed before the next child opens the directory (the lock would refuse it).
     store.close();
+    unacknowledged
+}
+
+/// What [`verify`] found.
+struct Verified {
+    /// Each stream's last revision.
+    last: Vec<Option<u64>>,
+    /// How many appends are in the store without an acknowledgement: their fsync completed (or
+    /// their bytes reached the page cache) before the kill, their answer did not.
+    unacknowledged: usize,
 }
 
 /// Checks the whole store: the log is dense and made of whole appends whose events are intact,
 /// each stream reads as its part of the log, and every acknowledged append is where its
-/// acknowledgement said. Returns each stream's last revision.
-async fn verify(store: &EmbeddedStore, acks: &[Ack], context: &str) -> Vec<Option<u64>> {
+/// acknowledgement said.
+async fn verify(store: &EmbeddedStore, acks: &[Ack], context: &str) -> Verified {
     let log = read_log(store, context).await;
     let head = store.head().await.expect("the head").0;
     assert_eq!(
@@ -582,7 +599,11 @@ async fn verify(store: &EmbeddedStore, acks: &[Ack], context: &str) -> Vec<Optio
             "{context}: stream {stream}'s last revision"
         );
     }
-    last
+    let acknowledged: HashSet<AppendKey> = acks.iter().map(|ack| ack.key).collect();
+    Verified {
+        unacknowledged: keys.difference(&acknowledged).count(),
+        last,
+    }
 }
 
 /// The whole global log, system events included, in pages.
