@@ -37,6 +37,11 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Whether `--data-dir` was on the command line (set by `main`, not parsed): `bench` uses a
+    /// temporary directory unless one was named, never the default store.
+    #[arg(skip)]
+    pub data_dir_given: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -91,6 +96,62 @@ pub enum Command {
     /// Soft-deletes a stream (a later append brings it back, revisions continued), or with
     /// --tombstone deletes it for ever. Prints `{"position":P}`.
     Delete(DeleteArgs),
+
+    /// Measures the store: fsync rate, append throughput and latency (1, 8 and 64 writers, and
+    /// 100-event batches), reading the whole log and one stream, and reopening after a crash.
+    /// Prints one JSON object.
+    ///
+    /// The store is a fresh temporary directory, removed at the end, unless --data-dir names
+    /// one (missing or empty; it is kept). With --postgres, the append workloads also run
+    /// against a plain PostgreSQL events table in a schema of their own, dropped at the end
+    /// (fields prefixed `pg_`). A default run takes about two minutes.
+    #[command(verbatim_doc_comment)]
+    Bench(BenchArgs),
+
+    /// The bench's child processes (bulk load, reopen after a crash); not for people.
+    #[command(name = "__bench-child", hide = true)]
+    BenchChild(BenchChildArgs),
+}
+
+/// The arguments of `factum bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Prints the result as one JSON object (the only format there is).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The store's size for the read and reopen figures: a bulk load tops it up to N events.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub events: u64,
+
+    /// Also runs the append workloads against PostgreSQL at URL
+    /// (e.g. postgresql://postgres@127.0.0.1:5432/test).
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+
+    /// The measured window of each append workload, in seconds (tests shorten it).
+    #[arg(long, value_name = "S", default_value_t = 10.0, hide = true)]
+    pub seconds: f64,
+
+    /// The warm-up before each append workload, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 1.0, hide = true)]
+    pub warmup_seconds: f64,
+
+    /// The length of each fsync probe, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3.0, hide = true)]
+    pub fsync_probe_seconds: f64,
+
+    /// Prints no progress on standard error.
+    #[arg(long, hide = true)]
+    pub quiet: bool,
+}
+
+/// The arguments of the bench's child processes, passed through as they are.
+#[derive(Debug, Args)]
+pub struct BenchChildArgs {
+    /// The role and its options.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// The arguments of `factum append`.
@@ -406,6 +467,27 @@ mod tests {
         assert!(parse(&["tail"]).is_err());
         assert!(parse(&["tail", "s", "--all"]).is_err());
         assert!(parse(&["tail", "s", "--stream-prefix", "a"]).is_err());
+    }
+
+    #[test]
+    fn bench_defaults_to_the_method_of_issue_3() {
+        let Command::Bench(args) = parse(&["bench", "--json"]).unwrap().command else {
+            panic!("not the bench command");
+        };
+        assert_eq!(args.events, 1_000_000);
+        assert_eq!(args.seconds, 10.0);
+        assert_eq!(args.warmup_seconds, 1.0);
+        assert_eq!(args.fsync_probe_seconds, 3.0);
+        assert_eq!(args.postgres, None);
+    }
+
+    #[test]
+    fn the_bench_child_takes_its_options_verbatim() {
+        let line = ["__bench-child", "load", "--dir", "/tmp/x", "--events", "5"];
+        let Command::BenchChild(args) = parse(&line).unwrap().command else {
+            panic!("not the bench child command");
+        };
+        assert_eq!(args.args, ["load", "--dir", "/tmp/x", "--events", "5"]);
     }
 
     #[test]

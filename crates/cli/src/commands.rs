@@ -19,8 +19,8 @@ use factum_log::EmbeddedStore;
 use tokio::io::AsyncWriteExt;
 
 use crate::args::{
-    AppendArgs, Cli, Command, DeleteArgs, FilterArgs, MetadataArgs, ReadAllArgs, ReadArgs,
-    TailArgs, TailStart,
+    AppendArgs, BenchArgs, Cli, Command, DeleteArgs, FilterArgs, MetadataArgs, ReadAllArgs,
+    ReadArgs, TailArgs, TailStart,
 };
 use crate::json;
 
@@ -41,7 +41,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => tail(dir, args).await,
         Command::Metadata(args) => metadata(dir, args).await,
         Command::Delete(args) => delete(dir, args).await,
+        Command::Bench(args) => bench(cli.data_dir_given.then_some(dir), args).await,
+        Command::BenchChild(args) => factum_bench::run_child(&args.args).await,
     }
+}
+
+/// Runs the bench; its children are this executable, run as `factum __bench-child ...`.
+async fn bench(data_dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the factum executable")?;
+    let mut config = factum_bench::BenchConfig::new(exe);
+    config.events = args.events;
+    config.data_dir = data_dir.map(Path::to_path_buf);
+    config.postgres = args.postgres;
+    config.seconds = args.seconds;
+    config.warmup_seconds = args.warmup_seconds;
+    config.fsync_probe_seconds = args.fsync_probe_seconds;
+    config.progress = !args.quiet;
+    let result = factum_bench::run(config).await?;
+    print_line(&result.to_string())
 }
 
 /// The exit code for an error: distinct codes for the outcomes scripts branch on.

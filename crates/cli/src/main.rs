@@ -9,11 +9,18 @@ mod json;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // A usage error exits here, with clap's message and code 2.
-    let cli = args::Cli::parse();
+    let matches = args::Cli::command().get_matches();
+    let mut cli = args::Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // `--data-dir` is global: given after the command, clap may record it on either level.
+    let given = |matches: &clap::ArgMatches| {
+        matches.value_source("data_dir") == Some(ValueSource::CommandLine)
+    };
+    cli.data_dir_given = given(&matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub));
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
