@@ -1489,7 +1489,7 @@ fn compare_content(recorded: &RecordedEvent, model: &ModelEvent) -> Result<(), S
     if recorded.event_type != model.event_type {
         return differ(
             "event type",
-            recorded.event_type.clone(),
+            recorded.event_type.to_string(),
             model.event_type.clone(),
         );
     }
@@ -1503,7 +1503,7 @@ fn compare_content(recorded: &RecordedEvent, model: &ModelEvent) -> Result<(), S
                 ),
                 (
                     "content type",
-                    recorded.content_type.clone(),
+                    recorded.content_type.to_string(),
                     proposed.content_type.clone(),
                 ),
                 (

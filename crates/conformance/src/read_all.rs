@@ -362,7 +362,7 @@ async fn system_events_are_left_out_unless_asked_for<S: EventStore>(store: Arc<S
     let describe = |events: &[RecordedEvent]| -> Vec<(StreamName, String)> {
         events
             .iter()
-            .map(|event| (event.stream.clone(), event.event_type.clone()))
+            .map(|event| (event.stream.clone(), event.event_type.to_string()))
             .collect()
     };
     let expected_all: Vec<(StreamName, String)> = everything

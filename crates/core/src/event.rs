@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::name::StreamName;
 use crate::revision::Position;
+use crate::shared_str::SharedStr;
 use crate::timestamp::Timestamp;
 
 /// The content type of JSON data and metadata.
@@ -167,11 +168,11 @@ pub struct RecordedEvent {
     /// Its place in the global log.
     pub position: Position,
     /// What happened (past tense).
-    pub event_type: String,
+    pub event_type: SharedStr,
     /// The version of its data shape.
     pub schema_version: u32,
     /// How `data` is encoded.
-    pub content_type: String,
+    pub content_type: SharedStr,
     /// The payload, as written.
     pub data: Bytes,
     /// The metadata, as written.

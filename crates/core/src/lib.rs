@@ -42,6 +42,7 @@ mod name;
 mod read;
 mod revision;
 pub mod rules;
+mod shared_str;
 mod store;
 mod subscription;
 mod timestamp;
@@ -54,6 +55,7 @@ pub use metadata::{METADATA_EVENT_TYPE, StreamMetadata, StreamMetadataResult};
 pub use name::StreamName;
 pub use read::{AllSlice, AllStart, Direction, ReadAllOptions, ReadStreamOptions, StreamStart};
 pub use revision::{AppendResult, CurrentRevision, DeleteResult, ExpectedRevision, Position};
+pub use shared_str::SharedStr;
 pub use store::EventStore;
 pub use subscription::{
     SubscribeToAllOptions, SubscribeToStreamOptions, Subscription, SubscriptionMessage,

@@ -42,8 +42,8 @@
 
 use bytes::Bytes;
 use factum_core::{
-    CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, Error, EventId, Position, RecordedEvent, StreamName,
-    Timestamp,
+    CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, Error, EventId, Position, RecordedEvent, SharedStr,
+    StreamName, Timestamp,
 };
 
 /// The format version this code writes, and the newest it reads.
@@ -311,8 +311,15 @@ fn decode_frame_with(
         FRAME_HEADER_LEN + BODY_FIXED_LEN + head.stream.as_str().len(),
     );
     let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
+    let mut strings = Strings::default();
     for index in 0..u64::from(head.event_count) {
-        events.push(decode_event(&mut reader, &bytes_at, &head, index)?);
+        events.push(decode_event(
+            &mut reader,
+            &bytes_at,
+            &mut strings,
+            &head,
+            index,
+        )?);
     }
     if reader.offset != frame.len() {
         return Err(corrupt("frame has trailing bytes after its events"));
@@ -320,9 +327,37 @@ fn decode_frame_with(
     Ok(events)
 }
 
+/// The strings a frame's events repeat (types, content types), made once per frame.
+#[derive(Default)]
+struct Strings {
+    /// The last event type decoded.
+    event_type: Option<SharedStr>,
+    json: Option<SharedStr>,
+    bytes: Option<SharedStr>,
+}
+
+impl Strings {
+    fn event_type(&mut self, raw: &[u8]) -> Result<SharedStr, Error> {
+        if let Some(last) = &self.event_type
+            && last.as_bytes() == raw
+        {
+            return Ok(last.clone());
+        }
+        let text = std::str::from_utf8(raw).map_err(|_| corrupt("an event type is not UTF-8"))?;
+        let shared = SharedStr::from(text);
+        self.event_type = Some(shared.clone());
+        Ok(shared)
+    }
+
+    fn known(slot: &mut Option<SharedStr>, text: &str) -> SharedStr {
+        slot.get_or_insert_with(|| SharedStr::from(text)).clone()
+    }
+}
+
 fn decode_event(
     reader: &mut Reader<'_>,
     bytes_at: &impl Fn(usize, usize) -> Bytes,
+    strings: &mut Strings,
     head: &FrameHead,
     index: u64,
 ) -> Result<RecordedEvent, Error> {
@@ -334,15 +369,15 @@ fn decode_event(
     let data_len = reader.u32()? as usize;
     let metadata_len = reader.u32()? as usize;
     let content_type = match content_type_code {
-        CONTENT_TYPE_JSON_CODE => CONTENT_TYPE_JSON.to_owned(),
-        CONTENT_TYPE_BYTES_CODE => CONTENT_TYPE_BYTES.to_owned(),
+        CONTENT_TYPE_JSON_CODE => Strings::known(&mut strings.json, CONTENT_TYPE_JSON),
+        CONTENT_TYPE_BYTES_CODE => Strings::known(&mut strings.bytes, CONTENT_TYPE_BYTES),
         CONTENT_TYPE_CUSTOM => {
             let len = reader.u16()? as usize;
-            reader.string(len)?
+            SharedStr::from(reader.string(len)?)
         }
         other => return Err(corrupt(format!("unknown content type code {other}"))),
     };
-    let event_type = reader.string(type_len)?;
+    let event_type = strings.event_type(reader.bytes(type_len)?)?;
     let data = reader.field(bytes_at, data_len)?;
     let metadata = reader.field(bytes_at, metadata_len)?;
     let mut tags = Vec::with_capacity(tag_count as usize);
