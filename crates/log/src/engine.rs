@@ -36,6 +36,8 @@ use crate::storage::{Storage, StorageFile};
 const GROUP_REQUESTS_MAX: usize = 4096;
 /// The most bytes one group commit writes (a single larger append still goes alone).
 const GROUP_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// How long the writer polls for the next command before it sleeps.
+const WRITER_POLL: std::time::Duration = std::time::Duration::from_micros(100);
 /// The most stream states the writer keeps between groups; looking one up again costs a few
 /// index reads.
 const STREAM_CACHE_MAX: usize = 65_536;
@@ -278,7 +280,7 @@ pub fn pick_event(events: Vec<RecordedEvent>, entry: IndexEntry) -> Result<Recor
 pub fn run_writer(shared: Arc<Shared>, commands: std::sync::mpsc::Receiver<Command>) {
     let mut writer = Writer::new(shared);
     // Bounded by the channel: it ends when the store is dropped.
-    while let Ok(first) = commands.recv() {
+    while let Some(first) = next_command(&commands) {
         let mut group = vec![first];
         let mut bytes = 0usize;
         while group.len() < GROUP_REQUESTS_MAX && bytes < GROUP_BYTES_MAX {
@@ -292,6 +294,22 @@ pub fn run_writer(shared: Arc<Shared>, commands: std::sync::mpsc::Receiver<Comma
         }
         writer.commit_group(group);
     }
+}
+
+/// Waits for the next command. A writer that just answered is likely to be sent the next append
+/// within microseconds (a client appending in a loop), so it polls briefly before sleeping:
+/// waking a sleeping thread costs tens of microseconds, a fifth of an fsync on a fast disk.
+fn next_command(commands: &std::sync::mpsc::Receiver<Command>) -> Option<Command> {
+    let polling_until = std::time::Instant::now() + WRITER_POLL;
+    // Bounded by the deadline.
+    while std::time::Instant::now() < polling_until {
+        match commands.try_recv() {
+            Ok(command) => return Some(command),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    commands.recv().ok()
 }
 
 fn command_size(command: &Command) -> usize {

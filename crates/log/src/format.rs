@@ -249,6 +249,12 @@ pub fn check_frame(bytes: &[u8]) -> Result<FrameCheck, Error> {
 /// Decodes the head of a checked frame (`frame` is exactly one frame, as
 /// [`check_frame`] measured it).
 pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
+    parse_head(frame, &mut None)
+}
+
+/// Decodes a frame head, reusing `last_stream` when the frame's stream is the same (and
+/// remembering it otherwise): consecutive frames often share a stream.
+fn parse_head(frame: &[u8], last_stream: &mut Option<StreamName>) -> Result<FrameHead, Error> {
     let mut reader = Reader::new(frame, FRAME_HEADER_LEN);
     let kind = reader.u8()?;
     if kind != FRAME_KIND_EVENTS {
@@ -260,9 +266,17 @@ pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
     let first_position = reader.u64()?;
     let first_revision = reader.u64()?;
     let recorded_at = Timestamp::from_unix_micros(reader.u64()?);
-    let stream = std::str::from_utf8(reader.bytes(stream_len)?)
-        .map_err(|_| corrupt("stream name is not UTF-8"))?;
-    let stream = StreamName::new(stream).map_err(|_| corrupt("stream name is invalid"))?;
+    let raw_stream = reader.bytes(stream_len)?;
+    let stream = match last_stream {
+        Some(last) if last.as_str().as_bytes() == raw_stream => last.clone(),
+        _ => {
+            let name =
+                std::str::from_utf8(raw_stream).map_err(|_| corrupt("stream name is not UTF-8"))?;
+            let stream = StreamName::new(name).map_err(|_| corrupt("stream name is invalid"))?;
+            *last_stream = Some(stream.clone());
+            stream
+        }
+    };
     if event_count == 0 {
         return Err(corrupt("frame holds no event"));
     }
@@ -289,37 +303,61 @@ pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
 /// (small allocations are cheaper than one large one per frame, which the allocator maps and
 /// unmaps).
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
-    decode_frame_with(frame, |start, len| {
-        Bytes::copy_from_slice(&frame[start..start + len])
-    })
+    FrameDecoder::default().decode(frame)
 }
 
 /// Decodes every event of a checked frame, in order, without copying data and metadata: the
 /// events share `frame`'s buffer.
 pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
-    decode_frame_with(frame, |start, len| frame.slice(start..start + len))
+    let head = decode_frame_head(frame)?;
+    decode_events(frame, &head, &mut Strings::default(), |start, len| {
+        frame.slice(start..start + len)
+    })
 }
 
-/// Decodes a frame; `bytes_at(start, len)` makes the `Bytes` of a field known to be in range.
-fn decode_frame_with(
+/// Decodes frames one after another, reusing the strings they repeat (stream names, event
+/// types, content types): a sequential reader decodes each distinct string about once.
+#[derive(Default)]
+pub struct FrameDecoder {
+    stream: Option<StreamName>,
+    strings: Strings,
+}
+
+impl FrameDecoder {
+    /// Decodes a checked frame's head.
+    pub fn head(&mut self, frame: &[u8]) -> Result<FrameHead, Error> {
+        parse_head(frame, &mut self.stream)
+    }
+
+    /// Decodes the events of a checked frame whose head is `head`.
+    pub fn events(&mut self, frame: &[u8], head: &FrameHead) -> Result<Vec<RecordedEvent>, Error> {
+        decode_events(frame, head, &mut self.strings, |start, len| {
+            Bytes::copy_from_slice(&frame[start..start + len])
+        })
+    }
+
+    /// Decodes every event of a checked frame.
+    pub fn decode(&mut self, frame: &[u8]) -> Result<Vec<RecordedEvent>, Error> {
+        let head = self.head(frame)?;
+        self.events(frame, &head)
+    }
+}
+
+/// Decodes a frame's events; `bytes_at(start, len)` makes the `Bytes` of a field known to be in
+/// range.
+fn decode_events(
     frame: &[u8],
+    head: &FrameHead,
+    strings: &mut Strings,
     bytes_at: impl Fn(usize, usize) -> Bytes,
 ) -> Result<Vec<RecordedEvent>, Error> {
-    let head = decode_frame_head(frame)?;
     let mut reader = Reader::new(
         frame,
         FRAME_HEADER_LEN + BODY_FIXED_LEN + head.stream.as_str().len(),
     );
     let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
-    let mut strings = Strings::default();
     for index in 0..u64::from(head.event_count) {
-        events.push(decode_event(
-            &mut reader,
-            &bytes_at,
-            &mut strings,
-            &head,
-            index,
-        )?);
+        events.push(decode_event(&mut reader, &bytes_at, strings, head, index)?);
     }
     if reader.offset != frame.len() {
         return Err(corrupt("frame has trailing bytes after its events"));

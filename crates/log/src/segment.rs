@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 use factum_core::{Error, RecordedEvent};
 
 use crate::format::{
-    FRAME_HEADER_LEN, FrameCheck, FrameHead, SEGMENT_HEADER_LEN, SegmentHeader, check_frame,
-    corrupt, decode_frame, decode_frame_head, read_u32,
+    FRAME_HEADER_LEN, FrameCheck, FrameDecoder, FrameHead, SEGMENT_HEADER_LEN, SegmentHeader,
+    check_frame, corrupt, decode_frame, read_u32,
 };
 use crate::index::SealedIndex;
 use crate::storage::StorageFile;
@@ -188,9 +188,18 @@ pub fn scan_segment(file: &dyn StorageFile) -> Result<ScannedSegment, Error> {
     let mut frames = Vec::new();
     let mut next_position = header.first_position;
     let mut cursor = FrameCursor::new(file, SEGMENT_HEADER_LEN as u64, file_len);
+    let mut decoder = FrameDecoder::default();
     // Bounded: each step consumes a frame of a finite file.
     while let Ok(Some((offset, frame))) = cursor.next_frame() {
-        let (Ok(head), Ok(events)) = (decode_frame_head(frame), decode_frame(frame)) else {
+        let Ok(head) = decoder.head(frame) else {
+            return Ok(ScannedSegment {
+                header,
+                frames,
+                valid_len: offset,
+                file_len,
+            });
+        };
+        let Ok(events) = decoder.events(frame, &head) else {
             return Ok(ScannedSegment {
                 header,
                 frames,

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 use crate::engine::{
     ActiveSegment, Command, Segments, Shared, create_segment, pick_event, run_writer,
 };
-use crate::format::{SEGMENT_HEADER_LEN, corrupt, decode_frame, decode_frame_head};
+use crate::format::{FrameDecoder, SEGMENT_HEADER_LEN, corrupt};
 use crate::index::{ActiveIndex, SealedIndex, write_index};
 use crate::segment::{
     FrameCursor, SealedSegment, index_file_name, parse_file_name, read_frame_events, scan_segment,
@@ -413,14 +413,14 @@ impl SegmentView {
     }
 
     /// The frames of the anchor group `group`: decoded, in order.
-    fn group_events(&self, group: usize) -> Result<Vec<RecordedEvent>> {
+    fn group_events(&self, group: usize, decoder: &mut FrameDecoder) -> Result<Vec<RecordedEvent>> {
         let anchors = self.anchors()?;
         let start = anchors[group].1;
         let end = anchors.get(group + 1).map_or(self.end, |anchor| anchor.1);
         let mut events = Vec::new();
         let mut cursor = FrameCursor::new(self.file.as_ref(), start, end);
         while let Some((_, frame)) = cursor.next_frame()? {
-            events.extend(decode_frame(frame)?);
+            events.extend(decoder.decode(frame)?);
         }
         Ok(events)
     }
@@ -564,6 +564,7 @@ impl EventStore for EmbeddedStore {
 
     async fn read_all(&self, options: ReadAllOptions) -> Result<AllSlice> {
         let (views, head) = self.view();
+        let mut decoder = FrameDecoder::default();
         let limit = usize::try_from(options.limit).unwrap_or(usize::MAX);
         let scan_limit = options.scan_limit.unwrap_or(u64::MAX);
         let mut events = Vec::new();
@@ -596,7 +597,7 @@ impl EventStore for EmbeddedStore {
                         .map_or(SEGMENT_HEADER_LEN as u64, |anchor| anchor.1);
                     let mut cursor = FrameCursor::new(view.file.as_ref(), start_offset, view.end);
                     while let Some((_, frame)) = cursor.next_frame()? {
-                        let frame_head = decode_frame_head(frame)?;
+                        let frame_head = decoder.head(frame)?;
                         let count = u64::from(frame_head.event_count);
                         let first = frame_head.first_position;
                         if first + count - 1 < from {
@@ -608,7 +609,7 @@ impl EventStore for EmbeddedStore {
                         let mut decoded = if skip_whole_frame {
                             Vec::new()
                         } else {
-                            decode_frame(frame)?
+                            decoder.events(frame, &frame_head)?
                         }
                         .into_iter();
                         for index in 0..count {
@@ -671,7 +672,7 @@ impl EventStore for EmbeddedStore {
                         .rposition(|anchor| anchor.0 <= newest)
                         .unwrap_or(anchors.len().saturating_sub(1));
                     for group in (0..=top).rev() {
-                        for event in view.group_events(group)?.into_iter().rev() {
+                        for event in view.group_events(group, &mut decoder)?.into_iter().rev() {
                             let position = event.position.0;
                             if position > newest {
                                 continue;
