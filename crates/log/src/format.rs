@@ -249,12 +249,33 @@ pub fn check_frame(bytes: &[u8]) -> Result<FrameCheck, Error> {
 /// Decodes the head of a checked frame (`frame` is exactly one frame, as
 /// [`check_frame`] measured it).
 pub fn decode_frame_head(frame: &[u8]) -> Result<FrameHead, Error> {
-    parse_head(frame, &mut None)
+    parse_head(frame, &mut StreamNames::default())
 }
 
-/// Decodes a frame head, reusing `last_stream` when the frame's stream is the same (and
-/// remembering it otherwise): consecutive frames often share a stream.
-fn parse_head(frame: &[u8], last_stream: &mut Option<StreamName>) -> Result<FrameHead, Error> {
+/// Stream names already decoded, so frames of a stream seen before reuse its name.
+#[derive(Default)]
+struct StreamNames(std::collections::HashMap<Box<[u8]>, StreamName>);
+
+impl StreamNames {
+    /// Bounds the cache; a reader of many streams simply decodes names again.
+    const ENTRIES_MAX: usize = 4096;
+
+    fn get(&mut self, raw: &[u8]) -> Result<StreamName, Error> {
+        if let Some(stream) = self.0.get(raw) {
+            return Ok(stream.clone());
+        }
+        let name = std::str::from_utf8(raw).map_err(|_| corrupt("stream name is not UTF-8"))?;
+        let stream = StreamName::new(name).map_err(|_| corrupt("stream name is invalid"))?;
+        if self.0.len() >= Self::ENTRIES_MAX {
+            self.0.clear();
+        }
+        self.0.insert(raw.into(), stream.clone());
+        Ok(stream)
+    }
+}
+
+/// Decodes a frame head, taking its stream name from `streams` when it was seen before.
+fn parse_head(frame: &[u8], streams: &mut StreamNames) -> Result<FrameHead, Error> {
     let mut reader = Reader::new(frame, FRAME_HEADER_LEN);
     let kind = reader.u8()?;
     if kind != FRAME_KIND_EVENTS {
@@ -266,17 +287,7 @@ fn parse_head(frame: &[u8], last_stream: &mut Option<StreamName>) -> Result<Fram
     let first_position = reader.u64()?;
     let first_revision = reader.u64()?;
     let recorded_at = Timestamp::from_unix_micros(reader.u64()?);
-    let raw_stream = reader.bytes(stream_len)?;
-    let stream = match last_stream {
-        Some(last) if last.as_str().as_bytes() == raw_stream => last.clone(),
-        _ => {
-            let name =
-                std::str::from_utf8(raw_stream).map_err(|_| corrupt("stream name is not UTF-8"))?;
-            let stream = StreamName::new(name).map_err(|_| corrupt("stream name is invalid"))?;
-            *last_stream = Some(stream.clone());
-            stream
-        }
-    };
+    let stream = streams.get(reader.bytes(stream_len)?)?;
     if event_count == 0 {
         return Err(corrupt("frame holds no event"));
     }
@@ -319,19 +330,32 @@ pub fn decode_frame_bytes(frame: &Bytes) -> Result<Vec<RecordedEvent>, Error> {
 /// types, content types): a sequential reader decodes each distinct string about once.
 #[derive(Default)]
 pub struct FrameDecoder {
-    stream: Option<StreamName>,
+    streams: StreamNames,
     strings: Strings,
 }
 
 impl FrameDecoder {
     /// Decodes a checked frame's head.
     pub fn head(&mut self, frame: &[u8]) -> Result<FrameHead, Error> {
-        parse_head(frame, &mut self.stream)
+        parse_head(frame, &mut self.streams)
     }
 
     /// Decodes the events of a checked frame whose head is `head`.
     pub fn events(&mut self, frame: &[u8], head: &FrameHead) -> Result<Vec<RecordedEvent>, Error> {
-        decode_events(frame, head, &mut self.strings, |start, len| {
+        let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
+        self.events_into(frame, head, &mut events)?;
+        Ok(events)
+    }
+
+    /// Decodes the events of a checked frame whose head is `head`, appending them to `out`
+    /// (a reader reuses one buffer for every frame).
+    pub fn events_into(
+        &mut self,
+        frame: &[u8],
+        head: &FrameHead,
+        out: &mut Vec<RecordedEvent>,
+    ) -> Result<(), Error> {
+        decode_events_into(frame, head, &mut self.strings, out, |start, len| {
             Bytes::copy_from_slice(&frame[start..start + len])
         })
     }
@@ -351,18 +375,30 @@ fn decode_events(
     strings: &mut Strings,
     bytes_at: impl Fn(usize, usize) -> Bytes,
 ) -> Result<Vec<RecordedEvent>, Error> {
+    let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
+    decode_events_into(frame, head, strings, &mut events, bytes_at)?;
+    Ok(events)
+}
+
+/// [`decode_events`] into a caller's buffer. On error `out` may hold some of the frame's events.
+fn decode_events_into(
+    frame: &[u8],
+    head: &FrameHead,
+    strings: &mut Strings,
+    out: &mut Vec<RecordedEvent>,
+    bytes_at: impl Fn(usize, usize) -> Bytes,
+) -> Result<(), Error> {
     let mut reader = Reader::new(
         frame,
         FRAME_HEADER_LEN + BODY_FIXED_LEN + head.stream.as_str().len(),
     );
-    let mut events = Vec::with_capacity(head.event_count.min(1024) as usize);
     for index in 0..u64::from(head.event_count) {
-        events.push(decode_event(&mut reader, &bytes_at, strings, head, index)?);
+        out.push(decode_event(&mut reader, &bytes_at, strings, head, index)?);
     }
     if reader.offset != frame.len() {
         return Err(corrupt("frame has trailing bytes after its events"));
     }
-    Ok(events)
+    Ok(())
 }
 
 /// The strings a frame's events repeat (types, content types), made once per frame.

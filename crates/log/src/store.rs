@@ -565,6 +565,8 @@ impl EventStore for EmbeddedStore {
     async fn read_all(&self, options: ReadAllOptions) -> Result<AllSlice> {
         let (views, head) = self.view();
         let mut decoder = FrameDecoder::default();
+        // One buffer for the events of every frame read.
+        let mut scratch = Vec::new();
         let limit = usize::try_from(options.limit).unwrap_or(usize::MAX);
         let scan_limit = options.scan_limit.unwrap_or(u64::MAX);
         let mut events = Vec::new();
@@ -606,12 +608,11 @@ impl EventStore for EmbeddedStore {
                         // A frame whose stream the read excludes needs no decoding: its
                         // events are only counted as examined.
                         let skip_whole_frame = !options.keeps_stream(&frame_head.stream);
-                        let mut decoded = if skip_whole_frame {
-                            Vec::new()
-                        } else {
-                            decoder.events(frame, &frame_head)?
+                        scratch.clear();
+                        if !skip_whole_frame {
+                            decoder.events_into(frame, &frame_head, &mut scratch)?;
                         }
-                        .into_iter();
+                        let mut decoded = scratch.drain(..);
                         for index in 0..count {
                             let position = first + index;
                             let event = decoded.next();
