@@ -5,7 +5,6 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
@@ -18,7 +17,7 @@ use factum_core::{
 use tokio::sync::{oneshot, watch};
 
 use crate::engine::{
-    ActiveSegment, Command, Segments, Shared, create_segment, pick_event, run_writer,
+    ActiveSegment, Command, Committer, Segments, Shared, create_segment, pick_event,
 };
 use crate::format::{FrameDecoder, SEGMENT_HEADER_LEN, corrupt};
 use crate::index::{ActiveIndex, SealedIndex, write_index};
@@ -50,7 +49,7 @@ impl Default for Options {
 /// The embedded event store: one data directory, one process.
 pub struct EmbeddedStore {
     shared: Arc<Shared>,
-    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    committer: Arc<Committer>,
     writer: Mutex<Option<JoinHandle<()>>>,
     limits: Limits,
     /// Held for the store's lifetime: the exclusive lock on the directory.
@@ -98,14 +97,14 @@ impl EmbeddedStore {
             fsync_count: Default::default(),
             segment_size_bytes_max: options.segment_size_bytes_max,
         });
-        let (sender, receiver) = mpsc::channel();
-        let writer_shared = shared.clone();
+        let committer = Arc::new(Committer::new(shared.clone()));
+        let thread_committer = committer.clone();
         let writer = std::thread::Builder::new()
             .name("factum-writer".into())
-            .spawn(move || run_writer(writer_shared, receiver))?;
+            .spawn(move || thread_committer.run_thread())?;
         Ok(EmbeddedStore {
             shared,
-            commands: Mutex::new(Some(sender)),
+            committer,
             writer: Mutex::new(Some(writer)),
             limits: options.limits,
             _lock: None,
@@ -133,11 +132,18 @@ impl EmbeddedStore {
             return Err(Error::Unavailable { reason });
         }
         let (reply, answer) = oneshot::channel();
-        let sent = match &*self.commands.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(commands) => commands.send(make(reply)).is_ok(),
-            None => false,
+        let command = make(reply);
+        // On a multi-threaded runtime an idle writer is used right here, without the round
+        // trip through the writer thread; `block_in_place` lets the runtime move this worker's
+        // other tasks elsewhere while this thread waits for the fsync.
+        let leftover = if may_block_in_place() && self.committer.is_idle() {
+            tokio::task::block_in_place(|| self.committer.commit_if_idle(command)).err()
+        } else {
+            Some(command)
         };
-        if !sent {
+        if let Some(command) = leftover
+            && self.committer.submit(command).is_err()
+        {
             return Err(Error::Unavailable {
                 reason: "the store is closed".into(),
             });
@@ -152,11 +158,8 @@ impl EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish the appends it has, then exit.
-        self.commands
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        // Closing the queue lets the writer finish the appends it has, then exit.
+        self.committer.close();
         if let Some(writer) = self
             .writer
             .lock()
@@ -759,4 +762,11 @@ fn take_event(
         .and_then(Option::take)
         .ok_or_else(|| corrupt("index points to a frame without the event"))?;
     pick_event(vec![event], entry)
+}
+
+/// Whether the calling task runs on a multi-threaded tokio runtime, where
+/// `tokio::task::block_in_place` may block a worker for an fsync.
+fn may_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
