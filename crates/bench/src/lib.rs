@@ -127,7 +127,13 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Value> {
     // Every event written is tallied, so the read of the whole log can be checked against it.
     let mut written = 0u64;
     let mut id_sum = 0u128;
-    let store = Arc::new(EmbeddedStore::open(&dir)?);
+    // As a server runs it: appends come from workers of a multi-threaded runtime, and an idle
+    // writer commits on the caller's thread.
+    let options = factum_log::Options {
+        commit_on_caller_thread: true,
+        ..factum_log::Options::default()
+    };
+    let store = Arc::new(EmbeddedStore::open_with(&dir, options)?);
     for (name, writers, batch) in [
         ("1w", 1, 1),
         ("8w", 8, 1),

@@ -35,6 +35,14 @@ pub struct Options {
     /// When the open segment reaches this size it is sealed and a new one starts. Default
     /// 64 MiB; at most 2 GiB (frame offsets are 32-bit).
     pub segment_size_bytes_max: u64,
+    /// Whether an append that finds the writer idle commits on the caller's own thread, through
+    /// `tokio::task::block_in_place`, instead of a round trip through the writer thread: about
+    /// a fifth less latency for a lone writer on a fast disk. Enable it only where every append
+    /// runs on a worker of a multi-threaded tokio runtime (a server, say): `block_in_place` is
+    /// refused inside a `LocalSet`, where the append then falls back to the writer thread after
+    /// the runtime has printed a panic message. Appends from other runtimes always use the
+    /// writer thread. Default off.
+    pub commit_on_caller_thread: bool,
 }
 
 impl Default for Options {
@@ -42,6 +50,7 @@ impl Default for Options {
         Options {
             limits: Limits::default(),
             segment_size_bytes_max: 64 * 1024 * 1024,
+            commit_on_caller_thread: false,
         }
     }
 }
@@ -52,6 +61,8 @@ pub struct EmbeddedStore {
     committer: Arc<Committer>,
     writer: Mutex<Option<JoinHandle<()>>>,
     limits: Limits,
+    /// See [`Options::commit_on_caller_thread`].
+    commit_on_caller_thread: bool,
     /// Held for the store's lifetime: the exclusive lock on the directory.
     _lock: Option<File>,
 }
@@ -107,6 +118,7 @@ impl EmbeddedStore {
             committer,
             writer: Mutex::new(Some(writer)),
             limits: options.limits,
+            commit_on_caller_thread: options.commit_on_caller_thread,
             _lock: None,
         })
     }
@@ -132,15 +144,29 @@ impl EmbeddedStore {
             return Err(Error::Unavailable { reason });
         }
         let (reply, answer) = oneshot::channel();
-        let command = make(reply);
+        let mut command = Some(make(reply));
         // On a multi-threaded runtime an idle writer is used right here, without the round
         // trip through the writer thread; `block_in_place` lets the runtime move this worker's
-        // other tasks elsewhere while this thread waits for the fsync.
-        let leftover = if may_block_in_place() && self.committer.is_idle() {
-            tokio::task::block_in_place(|| self.committer.commit_if_idle(command)).err()
-        } else {
-            Some(command)
-        };
+        // other tasks elsewhere while this thread waits for the fsync. `block_in_place` refuses
+        // (by panicking, before it runs anything) in the rare contexts where blocking is not
+        // allowed; the command then simply goes to the writer thread.
+        if self.commit_on_caller_thread && may_block_in_place() && self.committer.is_idle() {
+            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio::task::block_in_place(|| {
+                    let own = command.take().expect("taken once");
+                    if let Err(returned) = self.committer.commit_if_idle(own) {
+                        command = Some(returned);
+                    }
+                })
+            }));
+            if let Err(panic) = committed
+                && command.is_none()
+            {
+                // The commit itself panicked: that is a bug, not a refusal to block.
+                std::panic::resume_unwind(panic);
+            }
+        }
+        let leftover = command;
         if let Some(command) = leftover
             && self.committer.submit(command).is_err()
         {

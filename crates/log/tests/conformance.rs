@@ -24,6 +24,9 @@ async fn new_store() -> Arc<TempStore> {
     let options = Options {
         // Small segments, so appends roll over and reads cross sealed segments.
         segment_size_bytes_max: 64 * 1024,
+        // The suite runs on multi-threaded runtimes: exercise caller-thread commits (the
+        // simulated-crash tests exercise the writer thread).
+        commit_on_caller_thread: true,
         ..Options::default()
     };
     let store = EmbeddedStore::open_with(dir.path(), options).expect("a fresh store opens");
