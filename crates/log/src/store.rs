@@ -609,11 +609,7 @@ impl EventStore for EmbeddedStore {
                 };
                 let mut scanned_to = from - 1;
                 if from > head {
-                    return Ok(AllSlice {
-                        events,
-                        scanned_to: Position(scanned_to),
-                        end_of_log: true,
-                    });
+                    return Ok(slice(events, scanned_to, true));
                 }
                 let start_view = views
                     .iter()
@@ -649,18 +645,10 @@ impl EventStore for EmbeddedStore {
                                 continue;
                             }
                             if position > head {
-                                return Ok(AllSlice {
-                                    events,
-                                    scanned_to: Position(scanned_to),
-                                    end_of_log: true,
-                                });
+                                return Ok(slice(events, scanned_to, true));
                             }
                             if events.len() >= limit || scanned >= scan_limit {
-                                return Ok(AllSlice {
-                                    events,
-                                    scanned_to: Position(scanned_to),
-                                    end_of_log: false,
-                                });
+                                return Ok(slice(events, scanned_to, false));
                             }
                             scanned += 1;
                             scanned_to = position;
@@ -670,11 +658,7 @@ impl EventStore for EmbeddedStore {
                         }
                     }
                 }
-                Ok(AllSlice {
-                    events,
-                    scanned_to: Position(scanned_to),
-                    end_of_log: true,
-                })
+                Ok(slice(events, scanned_to, true))
             }
             Direction::Backwards => {
                 let before = match options.from {
@@ -685,11 +669,7 @@ impl EventStore for EmbeddedStore {
                 let newest = before.saturating_sub(1).min(head);
                 let mut scanned_to = before;
                 if newest == 0 {
-                    return Ok(AllSlice {
-                        events,
-                        scanned_to: Position(scanned_to),
-                        end_of_log: true,
-                    });
+                    return Ok(slice(events, scanned_to, true));
                 }
                 let start_view = views
                     .iter()
@@ -708,11 +688,7 @@ impl EventStore for EmbeddedStore {
                                 continue;
                             }
                             if events.len() >= limit || scanned >= scan_limit {
-                                return Ok(AllSlice {
-                                    events,
-                                    scanned_to: Position(scanned_to),
-                                    end_of_log: false,
-                                });
+                                return Ok(slice(events, scanned_to, false));
                             }
                             scanned += 1;
                             scanned_to = position;
@@ -722,11 +698,7 @@ impl EventStore for EmbeddedStore {
                         }
                     }
                 }
-                Ok(AllSlice {
-                    events,
-                    scanned_to: Position(scanned_to),
-                    end_of_log: true,
-                })
+                Ok(slice(events, scanned_to, true))
             }
         }
     }
@@ -795,4 +767,13 @@ fn take_event(
 fn may_block_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// A `$all` read's answer (see [`AllSlice`] for what the fields mean).
+fn slice(events: Vec<RecordedEvent>, scanned_to: u64, end_of_log: bool) -> AllSlice {
+    AllSlice {
+        events,
+        scanned_to: Position(scanned_to),
+        end_of_log,
+    }
 }
