@@ -126,9 +126,9 @@ impl<'a> FrameCursor<'a> {
         if self.offset >= self.end {
             return Ok(None);
         }
-        let mut refilled = false;
-        // Bounded: at most one refill per frame.
-        loop {
+        // Bounded: the first refill reads at least the frame's header, so the second knows the
+        // frame's length and reads it whole (frames may be larger than a chunk).
+        for _ in 0..3 {
             let start = (self.offset - self.buffer_offset) as usize;
             let rest = self.buffer.get(start..).unwrap_or(&[]);
             match check_frame(rest)? {
@@ -137,22 +137,22 @@ impl<'a> FrameCursor<'a> {
                     self.offset += len as u64;
                     return Ok(Some((frame_offset, &self.buffer[start..start + len])));
                 }
-                FrameCheck::Incomplete if refilled => {
-                    return Err(corrupt(format!(
-                        "frame at offset {} runs past the end of the readable bytes",
-                        self.offset
-                    )));
-                }
                 FrameCheck::Incomplete => {
                     let available = self.end - self.offset;
+                    if rest.len() as u64 >= available {
+                        break;
+                    }
                     let want = (needed_len(rest).max(SCAN_CHUNK_BYTES) as u64).min(available);
                     self.buffer.resize(want as usize, 0);
                     self.file.read_exact_at(&mut self.buffer, self.offset)?;
                     self.buffer_offset = self.offset;
-                    refilled = true;
                 }
             }
         }
+        Err(corrupt(format!(
+            "frame at offset {} runs past the end of the readable bytes",
+            self.offset
+        )))
     }
 }
 
