@@ -20,6 +20,7 @@ mod drive;
 mod embedded;
 mod postgres;
 mod probe;
+mod toolkit;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ use serde_json::{Map, Value, json};
 
 use crate::drive::{Measured, Timing, drive};
 use crate::embedded::StoreWriter;
+
+pub use crate::toolkit::{ToolkitConfig, run_toolkit};
 
 /// The hidden command of the CLI that runs [`run_child`].
 pub const CHILD_COMMAND: &str = "__bench-child";

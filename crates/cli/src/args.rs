@@ -111,6 +111,21 @@ pub enum Command {
     /// The bench's child processes (bulk load, reopen after a crash); not for people.
     #[command(name = "__bench-child", hide = true)]
     BenchChild(BenchChildArgs),
+
+    /// Shows and drives the built-in projections (account_summary, fraud_report), whose
+    /// read models live in <data-dir>/projections.sqlite: list, status (with lag), run
+    /// (--follow), rebuild (with a progress bar), reset, query.
+    #[command(verbatim_doc_comment)]
+    Projections(crate::projections::ProjectionsArgs),
+
+    /// Copies stream FROM into the new stream TO through a built-in schema's upcasters, so
+    /// every copy has its current shape and schema version. Prints a JSON report.
+    MigrateStream(crate::migrate::MigrateStreamArgs),
+
+    /// Runs a demo end to end and prints it step by step: `factum demo bank` is the article's
+    /// bank (aggregates, projections, snapshots, a fraud report replayed from history, and
+    /// upcasting), on an embedded store in a temporary directory unless --data-dir names one.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// The arguments of `factum bench`.
@@ -144,6 +159,10 @@ pub struct BenchArgs {
     /// Prints no progress on standard error.
     #[arg(long, hide = true)]
     pub quiet: bool,
+
+    /// `factum bench toolkit`: the toolkit's figures instead (see its --help).
+    #[command(subcommand)]
+    pub mode: Option<crate::bench_toolkit::BenchMode>,
 }
 
 /// The arguments of the bench's child processes, passed through as they are.

@@ -43,11 +43,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete(dir, args).await,
         Command::Bench(args) => bench(cli.data_dir_given.then_some(dir), args).await,
         Command::BenchChild(args) => factum_bench::run_child(&args.args).await,
+        Command::Projections(args) => crate::projections::run(dir, args).await,
+        Command::MigrateStream(args) => crate::migrate::run(dir, args).await,
+        Command::Demo(args) => crate::demo::run(cli.data_dir_given.then_some(dir), args).await,
     }
 }
 
 /// Runs the bench; its children are this executable, run as `factum __bench-child ...`.
 async fn bench(data_dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(crate::bench_toolkit::BenchMode::Toolkit(toolkit)) = args.mode {
+        return crate::bench_toolkit::run(data_dir, toolkit).await;
+    }
     let exe = std::env::current_exe().context("cannot find the factum executable")?;
     let mut config = factum_bench::BenchConfig::new(exe);
     config.events = args.events;
@@ -82,7 +88,7 @@ pub fn one_line(error: &anyhow::Error) -> String {
 
 /// Opens the store. Commands that only read refuse a missing directory rather than create an
 /// empty one: a mistyped `--data-dir` should say so, not answer "not found".
-fn open(dir: &Path, create: bool) -> anyhow::Result<EmbeddedStore> {
+pub(crate) fn open(dir: &Path, create: bool) -> anyhow::Result<EmbeddedStore> {
     if !create && !dir.is_dir() {
         bail!(
             "the data directory {} does not exist (`factum append` creates it)",
@@ -283,7 +289,7 @@ async fn tail(dir: &Path, args: TailArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         // If the handler cannot be installed the default action (exit) still applies.
         if tokio::signal::ctrl_c().await.is_err() {
@@ -341,7 +347,7 @@ async fn delete(dir: &Path, args: DeleteArgs) -> anyhow::Result<()> {
     print_line(&json::render_delete(&result))
 }
 
-fn print_line(line: &str) -> anyhow::Result<()> {
+pub(crate) fn print_line(line: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     finish_output(writeln!(stdout, "{line}").and_then(|()| stdout.flush()))
 }

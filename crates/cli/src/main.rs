@@ -4,8 +4,12 @@
 //! This file only wires them: parse, run, and turn an error into one line and an exit code.
 
 mod args;
+mod bench_toolkit;
 mod commands;
+mod demo;
 mod json;
+mod migrate;
+mod projections;
 
 use std::process::ExitCode;
 
