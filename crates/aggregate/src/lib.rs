@@ -9,6 +9,9 @@
 //!   `ExpectedRevision::Exact`, and on a conflict reloads and retries a bounded number of times;
 //!   [`load`](Repository::load), [`load_at_revision`](Repository::load_at_revision),
 //!   [`load_as_of`](Repository::load_as_of), [`history`](Repository::history).
+//!   A bounded in-memory state cache ([`with_cache`](Repository::with_cache), on by default
+//!   for states that [`Aggregate::cached_copy`]) lets a command read only the events written
+//!   since the state it last saw; the `Exact` save keeps a stale entry from ever writing.
 //! - [`SnapshotPolicy`]: snapshots every N events, kept in the system stream
 //!   `$snapshots-{stream}` of the same store.
 //! - [`testing`]: `given(events).when(command).then(events)`, pure, no store.
@@ -41,6 +44,7 @@
 //! # }
 //! ```
 
+mod cache;
 pub mod examples;
 mod repository;
 mod snapshot;
@@ -83,4 +87,12 @@ pub trait Aggregate: Default + Send + Sync + 'static {
 
     /// Folds one event into the state. Never fails: an event is a fact already recorded.
     fn apply(&mut self, event: &Self::Event);
+
+    /// A copy of this state for the repository's state cache, or `None` (the default) to
+    /// keep this type out of it. Return `Some(self.clone())` when the state is `Clone`, so
+    /// that [`Repository::new`] caches it and [`Repository::execute`] usually skips reloading
+    /// the aggregate (or call [`Repository::with_cache`], which needs only `Clone`).
+    fn cached_copy(&self) -> Option<Self> {
+        None
+    }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::Aggregate;
+use crate::cache::{Cached, StateCache};
 use crate::snapshot::{
     SNAPSHOT_EVENT_TYPE, SnapshotCodec, SnapshotPolicy, SnapshotRecord, snapshot_data,
     snapshot_stream_of,
@@ -22,6 +23,10 @@ use crate::snapshot::{
 
 /// How many events a replay reads (and holds) at once.
 const PAGE_EVENTS: u64 = 4096;
+
+/// How many events a command reads to bring a cached state up to date; more than this and a
+/// full load (from a snapshot) is cheaper.
+const CATCH_UP_EVENTS: u64 = 256;
 
 /// How many of the newest snapshots a load examines to find a usable one.
 const SNAPSHOTS_EXAMINED_MAX: u64 = 8;
@@ -256,6 +261,8 @@ pub struct Repository<A: Aggregate> {
     schema: EventSchema<A::Event>,
     snapshots: Option<SnapshotCodec<A>>,
     attempts_max: u32,
+    /// The state cache, shared with clones; `None` when turned off.
+    cache: Option<Arc<StateCache<A>>>,
 }
 
 impl<A: Aggregate> Clone for Repository<A> {
@@ -265,6 +272,7 @@ impl<A: Aggregate> Clone for Repository<A> {
             schema: self.schema.clone(),
             snapshots: self.snapshots.clone(),
             attempts_max: self.attempts_max,
+            cache: self.cache.clone(),
         }
     }
 }
@@ -279,6 +287,10 @@ impl<A: Aggregate> std::fmt::Debug for Repository<A> {
                 &self.snapshots.as_ref().map(|codec| codec.policy),
             )
             .field("attempts_max", &self.attempts_max)
+            .field(
+                "cache_capacity",
+                &self.cache.as_ref().map(|cache| cache.capacity()),
+            )
             .finish()
     }
 }
@@ -288,14 +300,64 @@ impl<A: Aggregate> Repository<A> {
     /// conflicts.
     pub const ATTEMPTS_MAX_DEFAULT: u32 = 10;
 
-    /// A repository over `store`, encoding events with `schema`, without snapshots.
+    /// How many aggregates the state cache of [`Repository::new`] keeps.
+    pub const CACHE_CAPACITY_DEFAULT: usize = 1024;
+
+    /// A repository over `store`, encoding events with `schema`, without snapshots, with a
+    /// state cache of [`Self::CACHE_CAPACITY_DEFAULT`] aggregates for the types whose
+    /// [`Aggregate::cached_copy`] copies their state (see [`Repository::with_cache`]).
     pub fn new(store: Arc<dyn EventStore>, schema: EventSchema<A::Event>) -> Repository<A> {
         Repository {
             store,
             schema,
             snapshots: None,
             attempts_max: Self::ATTEMPTS_MAX_DEFAULT,
+            cache: Some(Arc::new(StateCache::new(
+                Self::CACHE_CAPACITY_DEFAULT,
+                A::cached_copy,
+            ))),
         }
+    }
+
+    /// Keeps the state of the `capacity` most recently used aggregates in memory (a new, empty
+    /// cache shared by this repository's clones; `0` turns caching off), so that
+    /// [`execute`](Repository::execute) normally reads only the events written since the
+    /// cached revision (usually none) instead of reloading the aggregate.
+    ///
+    /// The cache cannot make a command decide on stale state: before each command the events
+    /// after the cached revision are read and folded in; a cached state is dropped (and the
+    /// aggregate reloaded) when the stream was deleted or recreated, or its truncation hides
+    /// events the state reflects (the rule snapshots follow); and the events are appended with
+    /// `ExpectedRevision::Exact`, so a write that slips in between is a conflict, which drops
+    /// the entry and reloads. [`load`](Repository::load) and the temporal loads never use it.
+    ///
+    /// [`Repository::new`] already caches [`Self::CACHE_CAPACITY_DEFAULT`] aggregates when
+    /// `A` implements [`Aggregate::cached_copy`]; this method works for any `Clone` state.
+    pub fn with_cache(mut self, capacity: usize) -> Repository<A>
+    where
+        A: Clone,
+    {
+        self.cache = (capacity > 0)
+            .then(|| Arc::new(StateCache::new(capacity, |state: &A| Some(state.clone()))));
+        self
+    }
+
+    /// Turns the state cache off: every command reloads its aggregate.
+    pub fn without_cache(mut self) -> Repository<A> {
+        self.cache = None;
+        self
+    }
+
+    /// The revision at which aggregate `id`'s state is cached, if it is (for diagnostics and
+    /// tests).
+    pub fn cached_revision(&self, id: &str) -> Option<u64> {
+        let stream = self.stream_name(id).ok()?;
+        self.cache.as_ref()?.revision(stream.as_str())
+    }
+
+    /// How many aggregates the state cache holds.
+    pub fn cached_len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |cache| cache.len())
     }
 
     /// Takes snapshots by `policy` (the state is stored as JSON).
@@ -528,7 +590,7 @@ impl<A: Aggregate> Repository<A> {
         let mut attempts = 0;
         while attempts < self.attempts_max {
             attempts += 1;
-            let loaded = self.load_stream(&stream, Until::Latest).await?;
+            let loaded = self.load_for_command(&stream).await?;
             if context.command_id.is_some()
                 && let Some(applied) = self.find_applied(&stream, command_id).await?
             {
@@ -580,6 +642,10 @@ impl<A: Aggregate> Repository<A> {
                     let snapshot_revision = self
                         .maybe_snapshot(&stream, &state, written.revision, loaded.snapshot_revision)
                         .await;
+                    if let Some(cache) = &self.cache {
+                        let covered = snapshot_revision.or(loaded.snapshot_revision);
+                        cache.put(stream.as_str(), &state, written.revision, covered);
+                    }
                     return Ok(Executed {
                         state,
                         events,
@@ -590,11 +656,107 @@ impl<A: Aggregate> Repository<A> {
                         snapshot_revision,
                     });
                 }
-                Err(Error::WrongExpectedRevision { .. }) => continue,
-                Err(error) => return Err(error.into()),
+                Err(Error::WrongExpectedRevision { .. }) => {
+                    // Someone else wrote first: what this command saw is stale.
+                    if let (Some(cache), Some(revision)) = (&self.cache, loaded.revision) {
+                        cache.remove_at_most(stream.as_str(), revision);
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    if let Some(cache) = &self.cache {
+                        cache.remove(stream.as_str());
+                    }
+                    return Err(error.into());
+                }
             }
         }
         Err(RepositoryError::Conflict { stream, attempts })
+    }
+
+    /// The aggregate as a command sees it: the cached state brought up to date when there is
+    /// one, else a full load (whose result is cached).
+    async fn load_for_command(
+        &self,
+        stream: &StreamName,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let Some(cache) = &self.cache else {
+            return self.load_stream(stream, Until::Latest).await;
+        };
+        if let Some(cached) = cache.get(stream.as_str()) {
+            match self.catch_up(stream, cached).await {
+                Ok(Some(loaded)) => return Ok(loaded),
+                Ok(None) => cache.remove(stream.as_str()),
+                Err(error) => {
+                    cache.remove(stream.as_str());
+                    return Err(error);
+                }
+            }
+        }
+        let loaded = self.load_stream(stream, Until::Latest).await?;
+        if let Some(revision) = loaded.revision {
+            cache.put(
+                stream.as_str(),
+                &loaded.state,
+                revision,
+                loaded.snapshot_revision,
+            );
+        }
+        Ok(loaded)
+    }
+
+    /// Brings a cached state up to date with the events written after it (by other
+    /// repositories). `None` means it cannot be: the stream was deleted (and maybe recreated)
+    /// or truncated past the cached revision, or too many events were written since.
+    async fn catch_up(
+        &self,
+        stream: &StreamName,
+        cached: Cached<A>,
+    ) -> Result<Option<Loaded<A>>, RepositoryError<A::Error>> {
+        let page = ReadStreamOptions::forwards()
+            .from_revision(cached.revision + 1)
+            .limit(CATCH_UP_EVENTS);
+        let events = match self.store.read_stream(stream, page).await {
+            Ok(events) => events,
+            // Soft deleted: a full load says what is visible.
+            Err(Error::StreamNotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let mut loaded = Loaded {
+            state: cached.state,
+            revision: Some(cached.revision),
+            snapshot_revision: cached.snapshot_revision,
+            replayed: 0,
+        };
+        // No event after the cached revision, and the stream is not deleted: the stream's last
+        // event is the cached one, and no delete since can have hidden it.
+        if events.is_empty() {
+            return Ok(Some(loaded));
+        }
+        if events.len() as u64 == CATCH_UP_EVENTS {
+            return Ok(None);
+        }
+        // Others wrote since. A soft delete and recreation, or a truncation, may hide events
+        // the cached state reflects; like a snapshot, it is usable only if none is hidden.
+        let metadata = self.store.stream_metadata(stream).await?.metadata;
+        if metadata
+            .truncate_before
+            .is_some_and(|truncate_before| truncate_before > cached.revision)
+        {
+            return Ok(None);
+        }
+        for event in &events {
+            let next_revision = loaded.revision.map_or(0, |revision| revision + 1);
+            if event.revision != next_revision {
+                return Ok(None);
+            }
+            if let Some(decoded) = self.schema.decode(event)? {
+                loaded.state.apply(&decoded);
+            }
+            loaded.revision = Some(event.revision);
+            loaded.replayed += 1;
+        }
+        Ok(Some(loaded))
     }
 
     /// Finds the events a command with `command_id` wrote among the stream's last events: the

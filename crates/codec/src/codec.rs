@@ -3,8 +3,11 @@
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, EnumAccess, Error as _, IntoDeserializer, MapAccess,
+    VariantAccess, Visitor,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::DomainEvent;
 use crate::error::CodecError;
@@ -98,7 +101,7 @@ pub trait Codec<E>: Send + Sync + 'static {
 /// The event type must serialize in serde's default, externally tagged enum form
 /// (`{"MoneyDeposited":{"amount_cents":500}}`) with variant names equal to the event types. The
 /// stored data is the inner value (`{"amount_cents":500}`), so other languages and the CLI read
-/// plain JSON; decoding wraps it again under the stored event type.
+/// plain JSON; decoding reads the variant named by the stored event type straight from it.
 pub struct JsonCodec<E>(PhantomData<fn() -> E>);
 
 impl<E> JsonCodec<E> {
@@ -163,22 +166,144 @@ where
             schema_version,
             reason: error.to_string(),
         };
+        // The stored data is the variant's content: deserialize the enum straight from it,
+        // with the event type as the variant, instead of building `{"Type": data}` first.
         match payload {
             Payload::Bytes(data) => {
-                let key = serde_json::to_string(event_type).expect("a string always serializes");
-                let mut tagged = Vec::with_capacity(key.len() + data.len() + 3);
-                tagged.push(b'{');
-                tagged.extend_from_slice(key.as_bytes());
-                tagged.push(b':');
-                tagged.extend_from_slice(&data);
-                tagged.push(b'}');
-                serde_json::from_slice(&tagged).map_err(decode_error)
+                let mut inner = serde_json::Deserializer::from_slice(&data);
+                let event = E::deserialize(Tagged {
+                    tag: event_type,
+                    inner: &mut inner,
+                })
+                .map_err(decode_error)?;
+                inner.end().map_err(decode_error)?;
+                Ok(event)
             }
-            Payload::Json(value) => {
-                let mut tagged = serde_json::Map::with_capacity(1);
-                tagged.insert(event_type.to_owned(), value);
-                serde_json::from_value(serde_json::Value::Object(tagged)).map_err(decode_error)
-            }
+            Payload::Json(value) => E::deserialize(Tagged {
+                tag: event_type,
+                inner: value,
+            })
+            .map_err(decode_error),
         }
+    }
+}
+
+/// A deserializer that shows `inner` as serde's externally tagged enum form `{tag: inner}`
+/// without building it: an enum asks for the variant `tag` and then reads its content from
+/// `inner`; anything else sees a map of one entry.
+struct Tagged<'t, D> {
+    tag: &'t str,
+    inner: D,
+}
+
+impl<'de, 't, D> serde::Deserializer<'de> for Tagged<'t, D>
+where
+    D: serde::Deserializer<'de>,
+{
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        visitor.visit_map(TaggedMap {
+            tag: Some(self.tag),
+            inner: Some(self.inner),
+        })
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
+    }
+}
+
+impl<'de, 't, D> EnumAccess<'de> for Tagged<'t, D>
+where
+    D: serde::Deserializer<'de>,
+{
+    type Error = D::Error;
+    type Variant = Content<D>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Content<D>), D::Error> {
+        let variant = seed.deserialize(self.tag.into_deserializer())?;
+        Ok((variant, Content(self.inner)))
+    }
+}
+
+/// The content of the variant [`Tagged`] names.
+struct Content<D>(D);
+
+impl<'de, D> VariantAccess<'de> for Content<D>
+where
+    D: serde::Deserializer<'de>,
+{
+    type Error = D::Error;
+
+    fn unit_variant(self) -> Result<(), D::Error> {
+        // A unit variant's data is `null`.
+        <() as Deserialize>::deserialize(self.0)
+    }
+
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, D::Error> {
+        seed.deserialize(self.0)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_seq(visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_struct("", fields, visitor)
+    }
+}
+
+/// [`Tagged`] seen as a map of one entry, for types that do not ask for an enum.
+struct TaggedMap<'t, D> {
+    tag: Option<&'t str>,
+    inner: Option<D>,
+}
+
+impl<'de, 't, D> MapAccess<'de> for TaggedMap<'t, D>
+where
+    D: serde::Deserializer<'de>,
+{
+    type Error = D::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, D::Error> {
+        match self.tag.take() {
+            Some(tag) => seed.deserialize(tag.into_deserializer()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, D::Error> {
+        match self.inner.take() {
+            Some(inner) => seed.deserialize(inner),
+            None => Err(D::Error::custom(
+                "the value of a one-entry map was read twice",
+            )),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(usize::from(self.tag.is_some()))
     }
 }

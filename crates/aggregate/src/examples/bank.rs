@@ -160,6 +160,10 @@ impl Aggregate for BankAccount {
         }
     }
 
+    fn cached_copy(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+
     fn apply(&mut self, event: &AccountEvent) {
         match event {
             AccountEvent::AccountOpened {

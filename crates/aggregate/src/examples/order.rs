@@ -4,7 +4,7 @@
 //! - v2 `{"customer_name": "Alice", "total_cents": 1250}`: renamed, integer cents;
 //! - v3 `{"customer_name": "Alice", "total_cents": 1250, "currency": "USD"}`: a currency.
 //!
-//! [`schema`] registers the v1 → v2 and v2 → v3 upcasters, so events stored years ago load as
+//! [`schema`] registers the v1 → v3 (typed) and v2 → v3 upcasters, so events stored years ago load as
 //! today's [`OrderEvent::OrderPlaced`].
 //!
 //! ```
@@ -25,7 +25,6 @@
 
 use factum_codec::{DomainEvent, EventSchema};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::Aggregate;
 
@@ -84,29 +83,30 @@ impl DomainEvent for OrderEvent {
     }
 }
 
-/// The order's event schema: JSON, with the `OrderPlaced` upcasters v1 → v2 → v3.
+/// `OrderPlaced` as version 1 stored it: the total in dollars, as a float.
+#[derive(Debug, Clone, Deserialize)]
+struct OrderPlacedV1 {
+    customer: String,
+    total: f64,
+}
+
+/// The order's event schema: JSON, with the `OrderPlaced` upcasters v1 → v3 (typed: v1 is
+/// deserialized into its own struct and converted, which costs little more than reading a
+/// current event) and v2 → v3 (on the JSON tree).
 pub fn schema() -> EventSchema<OrderEvent> {
     EventSchema::json()
-        .upcast("OrderPlaced", 1, |mut data| {
-            let object = data
-                .as_object_mut()
-                .ok_or("OrderPlaced v1 is not an object")?;
-            let customer = object
-                .remove("customer")
-                .ok_or("OrderPlaced v1 has no customer")?;
-            let dollars = object
-                .remove("total")
-                .as_ref()
-                .and_then(Value::as_f64)
-                .ok_or("OrderPlaced v1 has no numeric total")?;
-            object.insert("customer_name".into(), customer);
+        .upcast_typed("OrderPlaced", 1, |old: OrderPlacedV1| {
             // Rounded to the nearest cent: v1 floats such as 0.29 are 0.28999...
-            let cents = (dollars * 100.0).round();
+            let cents = (old.total * 100.0).round();
             if !(0.0..=u64::MAX as f64).contains(&cents) {
-                return Err(format!("OrderPlaced v1 total {dollars} is out of range").into());
+                return Err(format!("OrderPlaced v1 total {} is out of range", old.total).into());
             }
-            object.insert("total_cents".into(), (cents as u64).into());
-            Ok(data)
+            Ok(OrderEvent::OrderPlaced {
+                customer_name: old.customer,
+                total_cents: cents as u64,
+                // Every order before v3 was in dollars.
+                currency: "USD".into(),
+            })
         })
         .upcast("OrderPlaced", 2, |mut data| {
             // Every order before v3 was in dollars.
@@ -193,6 +193,10 @@ impl Aggregate for Order {
                 }])
             }
         }
+    }
+
+    fn cached_copy(&self) -> Option<Self> {
+        Some(self.clone())
     }
 
     fn apply(&mut self, event: &OrderEvent) {
