@@ -8,6 +8,8 @@
 //!   the policy for events no code knows. It encodes events into [`ProposedEvent`]s and decodes
 //!   [`RecordedEvent`]s, running the upcaster chain (v1 → v2 → v3) before deserializing. The same
 //!   schema serves aggregates, projections and subscriptions.
+//! - [`TypedSubscription`]: a catch-up subscription whose events come out decoded and upcast
+//!   through an [`EventSchema`], with their stored envelope ([`TypedEvent`]).
 //! - [`migrate_stream`]: copies a stream into a new one through the upcasters, for when a
 //!   rewrite is wanted.
 //!
@@ -59,12 +61,14 @@ mod error;
 mod ids;
 mod migrate;
 mod schema;
+mod subscription;
 
 pub use codec::{Codec, JsonCodec, Payload};
 pub use error::{CodecError, UpcastError};
 pub use ids::derive_event_id;
 pub use migrate::{MigrateError, MigrateReport, migrate_stream};
 pub use schema::{EventSchema, UnknownPolicy, Upcasted};
+pub use subscription::{TypedEvent, TypedMessage, TypedSubscription, TypedSubscriptionError};
 
 #[doc(no_inline)]
 pub use factum_core::{ProposedEvent, RecordedEvent};

@@ -27,6 +27,22 @@ pub enum ProjectionError {
         /// Why.
         reason: String,
     },
+    /// A [typed projection](crate::TypedProjection) met an event its schema cannot decode: an
+    /// unknown event type or schema version under the strict
+    /// [`UnknownPolicy::Fail`](factum_codec::UnknownPolicy::Fail), a failing upcaster, or data
+    /// that does not fit the type (`source` names the type and version). Its batch was rolled
+    /// back and the runner stops in [`RunState::Failed`](crate::RunState::Failed); once the
+    /// schema is fixed (an upcaster added, the type ignored, or unknown events skipped), it
+    /// resumes at this event.
+    #[error("projection {projection} cannot decode the event at position {position}: {source}")]
+    Decode {
+        /// The projection's name.
+        projection: String,
+        /// The event's position in `$all`.
+        position: Position,
+        /// What decoding said.
+        source: factum_codec::CodecError,
+    },
     /// [`ProjectionRunner::wait_for`](crate::ProjectionRunner::wait_for) gave up: the
     /// projection had not processed `position` in time. Retry, or read with a staler view.
     #[error("timed out waiting for position {position}: the projection is at {checkpoint}")]

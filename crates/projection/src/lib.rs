@@ -8,6 +8,9 @@
 //!   [`Subscription`](factum_core::Subscription) to `$all`, in batches: start, stop, reset,
 //!   rebuild, [`ProjectionStatus`] with progress and lag, and read-your-writes with
 //!   [`ProjectionRunner::wait_for`].
+//! - A [`TypedProjection`] reads domain events decoded and upcast through a
+//!   [`factum_codec::EventSchema`] (the same schema aggregates use), with their stored envelope;
+//!   [`TypedProjection::with_schema`] makes it a [`Projection`] for the runner and read models.
 //! - [`AccountSummary`] and [`FraudReport`] are the article's bank projections, with their
 //!   queries as plain SQL ([`accounts_with_balance_above`], [`flagged_accounts`]).
 //!
@@ -49,6 +52,7 @@ mod memory;
 mod projection;
 mod runner;
 mod sqlite;
+mod typed;
 
 pub use bank::{
     ACCOUNT_STREAM_PREFIX, AccountOpened, AccountRow, AccountSummary, FraudReport, FraudRow,
@@ -59,3 +63,4 @@ pub use memory::{MemoryReadModel, MemoryReadModelHandle};
 pub use projection::{Checkpoint, Projection, ReadModel};
 pub use runner::{ProjectionRunner, ProjectionStatus, ProjectionWatcher, RunState, RunnerOptions};
 pub use sqlite::{CHECKPOINT_TABLE, SqliteReadModel, read_checkpoint};
+pub use typed::{TypedProjection, TypedProjectionAdapter};
