@@ -113,7 +113,7 @@ pub enum Command {
     BenchChild(BenchChildArgs),
 
     /// Shows and drives the built-in projections (account_summary, fraud_report), whose
-    /// read models live in <data-dir>/projections.sqlite: list, status (with lag), run
+    /// read models live in DATA-DIR/projections.sqlite: list, status (with lag), run
     /// (--follow), rebuild (with a progress bar), reset, query.
     #[command(verbatim_doc_comment)]
     Projections(crate::projections::ProjectionsArgs),
