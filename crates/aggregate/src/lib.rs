@@ -62,7 +62,68 @@ pub use snapshot::{SNAPSHOT_EVENT_TYPE, SnapshotPolicy, snapshot_stream_of};
 /// nothing); [`apply`](Aggregate::apply) folds one event into the state and never fails, so a
 /// stored history always replays. `Default` is the state before the first event.
 ///
-/// See [`examples::bank::BankAccount`] for the article's bank account.
+/// See [`examples::bank::BankAccount`] for the article's bank account. The smallest one:
+///
+/// ```
+/// use factum_aggregate::testing::given;
+/// use factum_aggregate::{Aggregate, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// A door that is opened and closed.
+/// #[derive(Debug, Default)]
+/// struct Door {
+///     open: bool,
+/// }
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// enum DoorEvent {
+///     DoorOpened,
+///     DoorClosed,
+/// }
+///
+/// impl DomainEvent for DoorEvent {
+///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("DoorOpened", 1), ("DoorClosed", 1)];
+///     fn event_type(&self) -> &'static str {
+///         match self {
+///             DoorEvent::DoorOpened => "DoorOpened",
+///             DoorEvent::DoorClosed => "DoorClosed",
+///         }
+///     }
+/// }
+///
+/// enum DoorCommand {
+///     Open,
+///     Close,
+/// }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("the door is already {0}")]
+/// struct AlreadyThere(&'static str);
+///
+/// impl Aggregate for Door {
+///     const CATEGORY: &'static str = "door";
+///     type Command = DoorCommand;
+///     type Event = DoorEvent;
+///     type Error = AlreadyThere;
+///
+///     fn handle(&self, command: &DoorCommand) -> Result<Vec<DoorEvent>, AlreadyThere> {
+///         match (command, self.open) {
+///             (DoorCommand::Open, false) => Ok(vec![DoorEvent::DoorOpened]),
+///             (DoorCommand::Close, true) => Ok(vec![DoorEvent::DoorClosed]),
+///             (_, open) => Err(AlreadyThere(if open { "open" } else { "closed" })),
+///         }
+///     }
+///
+///     fn apply(&mut self, event: &DoorEvent) {
+///         self.open = matches!(event, DoorEvent::DoorOpened);
+///     }
+/// }
+///
+/// given::<Door>([]).when(DoorCommand::Open).then([DoorEvent::DoorOpened]);
+/// given::<Door>([DoorEvent::DoorOpened])
+///     .when(DoorCommand::Open)
+///     .then_error(AlreadyThere("open"));
+/// ```
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// The stream category: instance `id` lives in stream `{CATEGORY}-{id}`.
     const CATEGORY: &'static str;

@@ -38,6 +38,37 @@ const ACTOR_KEY: &str = "actor";
 
 /// What went wrong executing a command or loading an aggregate. `E` is the aggregate's
 /// [`Aggregate::Error`].
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
+/// use factum_aggregate::examples::bank::{AccountCommand, BankAccount, BankError};
+/// use factum_aggregate::{EventSchema, Repository, RepositoryError};
+/// use factum_codec::CodecError;
+/// use factum_core::{EventStore, ExpectedRevision, ProposedEvent, StreamName};
+///
+/// let store: Arc<dyn EventStore> = Arc::new(factum_memory::MemoryStore::new());
+/// let accounts = Repository::<BankAccount>::new(store.clone(), EventSchema::json());
+/// let deposit = AccountCommand::Deposit { amount_cents: 100 };
+///
+/// // The handler's answer, for the caller.
+/// match accounts.execute("1", &deposit).await {
+///     Err(RepositoryError::Rejected(BankError::NotOpen)) => {}
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+///
+/// // An event written by newer code: a deployment problem, named by type and version.
+/// let newer = ProposedEvent::json("AccountOpened", &serde_json::json!({}))?.with_schema_version(2);
+/// store.append(&StreamName::new("account-2")?, ExpectedRevision::NoStream, vec![newer]).await?;
+/// match accounts.execute("2", &deposit).await {
+///     Err(RepositoryError::Codec(CodecError::UnknownSchemaVersion { schema_version: 2, .. })) => {}
+///     other => panic!("expected an unknown version, got {other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RepositoryError<E> {
@@ -333,6 +364,31 @@ impl<A: Aggregate> Repository<A> {
     ///
     /// [`Repository::new`] already caches [`Self::CACHE_CAPACITY_DEFAULT`] aggregates when
     /// `A` implements [`Aggregate::cached_copy`]; this method works for any `Clone` state.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use factum_aggregate::examples::bank::{AccountCommand, BankAccount};
+    /// use factum_aggregate::{EventSchema, Repository};
+    ///
+    /// let store = Arc::new(factum_memory::MemoryStore::new());
+    /// let accounts = Repository::<BankAccount>::new(store, EventSchema::json()).with_cache(2);
+    /// for id in ["a", "b", "c"] {
+    ///     let open = AccountCommand::Open { owner: id.into(), initial_balance_cents: 0 };
+    ///     accounts.execute(id, &open).await?;
+    /// }
+    /// // The two most recently used are kept, at the revision their last command wrote.
+    /// assert_eq!(accounts.cached_len(), 2);
+    /// assert_eq!(accounts.cached_revision("c"), Some(0));
+    /// assert_eq!(accounts.cached_revision("a"), None);
+    ///
+    /// let deposit = AccountCommand::Deposit { amount_cents: 5 };
+    /// assert_eq!(accounts.execute("c", &deposit).await?.state.balance_cents, 5);
+    /// assert_eq!(accounts.cached_revision("c"), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_cache(mut self, capacity: usize) -> Repository<A>
     where
         A: Clone,
@@ -396,6 +452,40 @@ impl<A: Aggregate> Repository<A> {
 
     /// Handles a command at most `attempts` times (at least 1) before returning
     /// [`RepositoryError::Conflict`].
+    ///
+    /// Concurrent commands on one aggregate each append with the revision they decided on;
+    /// those that meet a newer one reload, decide again and retry, so with enough attempts all
+    /// of them succeed and none is lost:
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use factum_aggregate::examples::bank::{AccountCommand, BankAccount};
+    /// use factum_aggregate::{EventSchema, Repository};
+    ///
+    /// let store = Arc::new(factum_memory::MemoryStore::new());
+    /// let accounts = Repository::<BankAccount>::new(store, EventSchema::json()).with_max_attempts(20);
+    /// let open = AccountCommand::Open { owner: "Bo".into(), initial_balance_cents: 0 };
+    /// accounts.execute("a", &open).await?;
+    ///
+    /// let mut racers = Vec::new();
+    /// for _ in 0..8 {
+    ///     let accounts = accounts.clone();
+    ///     racers.push(tokio::spawn(async move {
+    ///         accounts.execute("a", &AccountCommand::Deposit { amount_cents: 10 }).await
+    ///     }));
+    /// }
+    /// for racer in racers {
+    ///     let done = racer.await??;
+    ///     assert!(done.attempts >= 1);
+    /// }
+    /// let loaded = accounts.load("a").await?;
+    /// assert_eq!(loaded.state.balance_cents, 80);
+    /// assert_eq!(loaded.revision, Some(8));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_max_attempts(mut self, attempts: u32) -> Repository<A> {
         self.attempts_max = attempts.max(1);
         self

@@ -15,6 +15,31 @@ pub const SNAPSHOT_EVENT_TYPE: &str = "Snapshot";
 
 /// The snapshot stream of `stream`: `$snapshots-{stream}`. `None` when the name would be too
 /// long (the stream then simply gets no snapshots).
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
+/// use factum_aggregate::examples::bank::{AccountCommand, BankAccount};
+/// use factum_aggregate::{EventSchema, Repository, SnapshotPolicy, snapshot_stream_of};
+/// use factum_core::{EventStore, ReadAllOptions, StreamName};
+///
+/// let store: Arc<dyn EventStore> = Arc::new(factum_memory::MemoryStore::new());
+/// let accounts = Repository::<BankAccount>::new(store.clone(), EventSchema::json())
+///     .with_snapshots(SnapshotPolicy::every(1));
+/// let open = AccountCommand::Open { owner: "Bo".into(), initial_balance_cents: 0 };
+/// accounts.execute("1", &open).await?;
+///
+/// let snapshots = snapshot_stream_of(&StreamName::new("account-1")?).expect("a short name");
+/// assert_eq!(snapshots.as_str(), "$snapshots-account-1");
+/// // Snapshots are system events: `$all` shows them only when asked.
+/// assert_eq!(store.read_all(ReadAllOptions::forwards()).await?.events.len(), 1);
+/// let everything = store.read_all(ReadAllOptions::forwards().include_system()).await?;
+/// assert!(everything.events.iter().any(|event| event.stream == snapshots));
+/// # Ok(())
+/// # }
+/// ```
 pub fn snapshot_stream_of(stream: &StreamName) -> Option<StreamName> {
     StreamName::new(format!("$snapshots-{stream}")).ok()
 }

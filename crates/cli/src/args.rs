@@ -126,6 +126,14 @@ pub enum Command {
     /// bank (aggregates, projections, snapshots, a fraud report replayed from history, and
     /// upcasting), on an embedded store in a temporary directory unless --data-dir names one.
     Demo(crate::demo::DemoArgs),
+
+    /// Runs the server: the official KurrentDB clients (Python, Node, .NET, Java, Go, Rust)
+    /// connect to it unchanged, e.g. `kurrentdb://localhost:2113?tls=false`.
+    ///
+    /// By default: the store in ./factum-data, listening on localhost:2113 (IPv4 and IPv6
+    /// loopback), plain-text HTTP/2 with anonymous access. Prints `listening on ADDRESS` for
+    /// each listener once ready; SIGINT/SIGTERM shut it down gracefully.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// The arguments of `factum bench`.

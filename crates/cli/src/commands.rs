@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(args) => crate::projections::run(dir, args).await,
         Command::MigrateStream(args) => crate::migrate::run(dir, args).await,
         Command::Demo(args) => crate::demo::run(cli.data_dir_given.then_some(dir), args).await,
+        Command::Serve(args) => crate::serve::run(dir, cli.data_dir_given, args).await,
     }
 }
 

@@ -10,6 +10,7 @@ mod demo;
 mod json;
 mod migrate;
 mod projections;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -102,6 +102,27 @@ pub trait Codec<E>: Send + Sync + 'static {
 /// (`{"MoneyDeposited":{"amount_cents":500}}`) with variant names equal to the event types. The
 /// stored data is the inner value (`{"amount_cents":500}`), so other languages and the CLI read
 /// plain JSON; decoding reads the variant named by the stored event type straight from it.
+///
+/// ```
+/// use factum_codec::{Codec, DomainEvent, JsonCodec, Payload};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// enum AccountEvent { MoneyDeposited { amount_cents: u64 } }
+///
+/// impl DomainEvent for AccountEvent {
+///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("MoneyDeposited", 1)];
+///     fn event_type(&self) -> &'static str { "MoneyDeposited" }
+/// }
+///
+/// let codec = JsonCodec::new();
+/// let deposit = AccountEvent::MoneyDeposited { amount_cents: 500 };
+/// let data = codec.encode(&deposit)?;
+/// assert_eq!(&data[..], br#"{"amount_cents":500}"#);
+/// assert_eq!(Codec::<AccountEvent>::content_type(&codec), "application/json");
+/// assert_eq!(codec.decode("MoneyDeposited", 1, Payload::Bytes(data))?, deposit);
+/// # Ok::<(), factum_codec::CodecError>(())
+/// ```
 pub struct JsonCodec<E>(PhantomData<fn() -> E>);
 
 impl<E> JsonCodec<E> {

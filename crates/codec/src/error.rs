@@ -5,8 +5,39 @@
 pub type UpcastError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Encoding, upcasting or decoding an event failed. Every variant names the event type and,
-/// where one was read, its schema version.
-#[derive(Debug, thiserror::Error)]
+/// where one was read, its schema version. `Clone`, so that a runner that stopped on one can
+/// hand it to every caller waiting on it.
+///
+/// ```
+/// use factum_codec::{CodecError, DomainEvent, EventSchema};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum AccountEvent { MoneyDeposited { amount_cents: u64 } }
+///
+/// impl DomainEvent for AccountEvent {
+///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("MoneyDeposited", 2)];
+///     fn event_type(&self) -> &'static str { "MoneyDeposited" }
+/// }
+///
+/// let schema = EventSchema::<AccountEvent>::json();
+///
+/// // A type no code knows.
+/// let error = schema.decode_parts("AccountFrozen", 1, b"{}".to_vec()).unwrap_err();
+/// assert!(matches!(
+///     &error,
+///     CodecError::UnknownEventType { event_type, schema_version: 1 } if event_type == "AccountFrozen"
+/// ));
+///
+/// // A known type at a version with no upcaster: the message names both.
+/// let error = schema.decode_parts("MoneyDeposited", 1, br#"{"amount":5}"#.to_vec()).unwrap_err();
+/// assert!(matches!(
+///     error,
+///     CodecError::UnknownSchemaVersion { schema_version: 1, current_version: 2, .. }
+/// ));
+/// assert!(error.to_string().contains(r#"unknown schema version 1 of event type "MoneyDeposited""#));
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// No code knows this event type: it is not in [`DomainEvent::EVENT_TYPES`](crate::DomainEvent::EVENT_TYPES).

@@ -81,7 +81,35 @@ pub use factum_core::{ProposedEvent, RecordedEvent};
 ///
 /// With the default [`JsonCodec`] the enum derives serde's `Serialize` and `Deserialize` in
 /// serde's default (externally tagged) form, with variant names equal to the event types (use
-/// `#[serde(rename = "...")]` where they differ). See the [crate example](crate).
+/// `#[serde(rename = "...")]` where they differ). See also the [crate example](crate).
+///
+/// ```
+/// use factum_codec::DomainEvent;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum OrderEvent {
+///     OrderPlaced { total_cents: u64 },
+///     OrderShipped,
+/// }
+///
+/// impl DomainEvent for OrderEvent {
+///     // OrderPlaced changed shape twice: today's code writes version 3.
+///     const EVENT_TYPES: &'static [(&'static str, u32)] =
+///         &[("OrderPlaced", 3), ("OrderShipped", 1)];
+///
+///     fn event_type(&self) -> &'static str {
+///         match self {
+///             OrderEvent::OrderPlaced { .. } => "OrderPlaced",
+///             OrderEvent::OrderShipped => "OrderShipped",
+///         }
+///     }
+/// }
+///
+/// assert_eq!(OrderEvent::OrderPlaced { total_cents: 1 }.schema_version(), 3);
+/// assert_eq!(OrderEvent::OrderShipped.schema_version(), 1);
+/// assert_eq!(OrderEvent::current_version("OrderCancelled"), None);
+/// ```
 pub trait DomainEvent: Sized + Send + Sync + 'static {
     /// Every event type this Rust type can be, with its current schema version. An event whose
     /// type is not listed here is unknown (see [`UnknownPolicy`]).

@@ -15,6 +15,34 @@ use crate::codec::{Codec, JsonCodec, Payload};
 use crate::error::{CodecError, UpcastError};
 
 /// What decoding does with an event whose type, or schema version, no code knows.
+///
+/// ```
+/// use factum_codec::{DomainEvent, EventSchema, UnknownPolicy};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// enum AccountEvent { MoneyDeposited { amount_cents: u64 } }
+///
+/// impl DomainEvent for AccountEvent {
+///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("MoneyDeposited", 1)];
+///     fn event_type(&self) -> &'static str { "MoneyDeposited" }
+/// }
+///
+/// let frozen = || br#"{"reason":"audit"}"#.to_vec();
+/// let strict = EventSchema::<AccountEvent>::json();
+/// assert_eq!(strict.unknown_policy(), UnknownPolicy::Fail);
+/// assert!(strict.decode_parts("AccountFrozen", 1, frozen()).is_err());
+///
+/// // A reader that only cares about deposits skips what it does not know.
+/// let lenient = EventSchema::<AccountEvent>::json().skip_unknown();
+/// assert_eq!(lenient.decode_parts("AccountFrozen", 1, frozen())?, None);
+///
+/// // Or names the types it deliberately leaves out, and stays strict about the rest.
+/// let ignoring = EventSchema::<AccountEvent>::json().ignore("AccountFrozen");
+/// assert_eq!(ignoring.decode_parts("AccountFrozen", 1, frozen())?, None);
+/// assert!(ignoring.decode_parts("AccountClosed", 1, b"{}".to_vec()).is_err());
+/// # Ok::<(), factum_codec::CodecError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum UnknownPolicy {
     /// Fail with [`CodecError::UnknownEventType`] or [`CodecError::UnknownSchemaVersion`]
@@ -154,6 +182,49 @@ impl<E: DomainEvent> EventSchema<E> {
     /// Building and changing a JSON tree costs about three times reading the current shape
     /// straight into the event; for old versions read often, prefer
     /// [`EventSchema::upcast_typed`].
+    ///
+    /// ```
+    /// use factum_codec::{DomainEvent, EventSchema};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// enum OrderEvent {
+    ///     OrderPlaced { customer_name: String, total_cents: u64, currency: String },
+    /// }
+    ///
+    /// impl DomainEvent for OrderEvent {
+    ///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("OrderPlaced", 3)];
+    ///     fn event_type(&self) -> &'static str { "OrderPlaced" }
+    /// }
+    ///
+    /// let schema = EventSchema::<OrderEvent>::json()
+    ///     // v1 → v2: `customer` became `customer_name`, and dollars became cents.
+    ///     .upcast("OrderPlaced", 1, |data| {
+    ///         let dollars = data["total"].as_u64().ok_or("total is missing")?;
+    ///         Ok(serde_json::json!({"customer_name": data["customer"], "total_cents": dollars * 100}))
+    ///     })
+    ///     // v2 → v3: a currency, which was always dollars before.
+    ///     .upcast("OrderPlaced", 2, |mut data| {
+    ///         data["currency"] = "USD".into();
+    ///         Ok(data)
+    ///     });
+    ///
+    /// // A v1 event runs both steps; a v2 event only the second.
+    /// let v1 = schema.decode_parts("OrderPlaced", 1, br#"{"customer":"Alice","total":12}"#.to_vec())?;
+    /// let v2 = schema.decode_parts(
+    ///     "OrderPlaced",
+    ///     2,
+    ///     br#"{"customer_name":"Alice","total_cents":1200}"#.to_vec(),
+    /// )?;
+    /// let v3 = OrderEvent::OrderPlaced {
+    ///     customer_name: "Alice".into(),
+    ///     total_cents: 1200,
+    ///     currency: "USD".into(),
+    /// };
+    /// assert_eq!(v1.as_ref(), Some(&v3));
+    /// assert_eq!(v2.as_ref(), Some(&v3));
+    /// # Ok::<(), factum_codec::CodecError>(())
+    /// ```
     pub fn upcast<F>(mut self, event_type: &str, from_version: u32, upcaster: F) -> EventSchema<E>
     where
         F: Fn(Value) -> Result<Value, UpcastError> + Send + Sync + 'static,
@@ -164,6 +235,29 @@ impl<E: DomainEvent> EventSchema<E> {
 
     /// Registers an upcaster on raw bytes, for data that is not JSON (see
     /// [`EventSchema::upcast`]).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use factum_codec::{DomainEvent, EventSchema};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// enum AccountEvent { MoneyDeposited { amount_cents: u64 } }
+    ///
+    /// impl DomainEvent for AccountEvent {
+    ///     const EVENT_TYPES: &'static [(&'static str, u32)] = &[("MoneyDeposited", 2)];
+    ///     fn event_type(&self) -> &'static str { "MoneyDeposited" }
+    /// }
+    ///
+    /// // Version 1 stored the amount in cents as plain text.
+    /// let schema = EventSchema::<AccountEvent>::json().upcast_bytes("MoneyDeposited", 1, |data| {
+    ///     let cents: u64 = std::str::from_utf8(&data)?.trim().parse()?;
+    ///     Ok(Bytes::from(format!(r#"{{"amount_cents":{cents}}}"#)))
+    /// });
+    /// let old = schema.decode_parts("MoneyDeposited", 1, b"250".to_vec())?;
+    /// assert_eq!(old, Some(AccountEvent::MoneyDeposited { amount_cents: 250 }));
+    /// # Ok::<(), factum_codec::CodecError>(())
+    /// ```
     pub fn upcast_bytes<F>(
         mut self,
         event_type: &str,

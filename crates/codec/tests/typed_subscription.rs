@@ -1,62 +1,57 @@
-//! Typed subscriptions on the in-memory store: old events come out upcast to the current
-//! version, live events too, other messages pass through, and unknown events either end the
-//! subscription with an error naming them or are reported as skipped, per the schema's policy.
+//! Typed subscriptions, on the in-memory store and on the embedded engine: old events come out
+//! upcast to the current version, live events too, other messages pass through, and unknown
+//! events either end the subscription with an error naming them or are reported as skipped, per
+//! the schema's policy.
+//!
+//! The order is the toolkit's own example ([`factum_aggregate::examples::order`], a
+//! dev-dependency only), whose `OrderPlaced` changed shape twice (v1 → v2 → v3).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum_codec::{
-    DomainEvent, EventSchema, TypedMessage, TypedSubscription, TypedSubscriptionError,
-};
+use factum_aggregate::examples::order::{OrderEvent, schema};
+use factum_codec::{TypedMessage, TypedSubscription, TypedSubscriptionError};
 use factum_core::{
     EventFilter, EventStore, ExpectedRevision, ProposedEvent, StreamName, SubscribeToAllOptions,
     SubscribeToStreamOptions, SubscriptionStart,
 };
-use factum_memory::MemoryStore;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// An order's events; `OrderPlaced` changed shape twice (v1 → v2 → v3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum OrderEvent {
-    OrderPlaced {
-        customer_name: String,
-        total_cents: u64,
-        currency: String,
-    },
-    OrderShipped,
-}
+/// Runs each named scenario, an `async fn(Arc<dyn EventStore>)`, as two tests in a module of
+/// its name: `on_memory_store` and `on_embedded_store` (the durable engine, in a temporary
+/// directory).
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use std::sync::Arc;
 
-impl DomainEvent for OrderEvent {
-    const EVENT_TYPES: &'static [(&'static str, u32)] = &[("OrderPlaced", 3), ("OrderShipped", 1)];
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_memory_store() {
+                super::$scenario(Arc::new(factum_memory::MemoryStore::new())).await;
+            }
 
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
-            OrderEvent::OrderShipped => "OrderShipped",
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_embedded_store() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = factum_log::EmbeddedStore::open(dir.path()).unwrap();
+                super::$scenario(Arc::new(store)).await;
+            }
         }
-    }
+    )*};
 }
 
-fn schema() -> EventSchema<OrderEvent> {
-    EventSchema::json()
-        // v1 → v2: `customer` became `customer_name`, and dollars became cents.
-        .upcast("OrderPlaced", 1, |mut data| {
-            let object = data.as_object_mut().ok_or("not an object")?;
-            let customer = object.remove("customer").ok_or("no customer")?;
-            let dollars = object.remove("total").and_then(|t| t.as_u64());
-            object.insert("customer_name".into(), customer);
-            object.insert(
-                "total_cents".into(),
-                (dollars.ok_or("no total")? * 100).into(),
-            );
-            Ok(data)
-        })
-        // v2 → v3: a currency, which was always dollars before.
-        .upcast("OrderPlaced", 2, |mut data| {
-            data["currency"] = "USD".into();
-            Ok(data)
-        })
+on_every_backend!(
+    history_and_live_events_come_out_at_the_current_version,
+    a_stream_subscription_decodes_and_keeps_the_envelope,
+    an_unknown_event_ends_the_subscription_with_its_type_and_version,
+    skipped_events_are_reported_so_progress_can_be_saved,
+    checkpoints_and_system_events_pass_through,
+);
+
+fn shipped() -> OrderEvent {
+    OrderEvent::OrderShipped {
+        carrier: "Parcelo".into(),
+    }
 }
 
 fn placed(customer: &str, total_cents: u64) -> OrderEvent {
@@ -118,9 +113,7 @@ async fn next_event(subscription: &mut TypedSubscription<OrderEvent>) -> (OrderE
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_and_live_events_come_out_at_the_current_version() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn history_and_live_events_come_out_at_the_current_version(store: Arc<dyn EventStore>) {
     append(&store, "order-1", placed_v1("Alice", 12)).await;
     let mut subscription =
         TypedSubscription::to_all(store.clone(), SubscribeToAllOptions::default(), schema())
@@ -141,21 +134,11 @@ async fn history_and_live_events_come_out_at_the_current_version() {
         next_event(&mut subscription).await,
         (placed("Bob", 700), 2, 0)
     );
-    append(
-        &store,
-        "order-2",
-        schema().encode(&OrderEvent::OrderShipped).unwrap(),
-    )
-    .await;
-    assert_eq!(
-        next_event(&mut subscription).await,
-        (OrderEvent::OrderShipped, 1, 1)
-    );
+    append(&store, "order-2", schema().encode(&shipped()).unwrap()).await;
+    assert_eq!(next_event(&mut subscription).await, (shipped(), 1, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_subscription_decodes_and_keeps_the_envelope() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn a_stream_subscription_decodes_and_keeps_the_envelope(store: Arc<dyn EventStore>) {
     let metadata = serde_json::to_vec(&json!({"correlation": "c-1"})).unwrap();
     let event = placed_v1("Carol", 3).with_metadata(metadata);
     append(&store, "order-9", event).await;
@@ -180,9 +163,9 @@ async fn a_stream_subscription_decodes_and_keeps_the_envelope() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_event_ends_the_subscription_with_its_type_and_version() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn an_unknown_event_ends_the_subscription_with_its_type_and_version(
+    store: Arc<dyn EventStore>,
+) {
     append(&store, "order-1", placed_v1("Alice", 12)).await;
     let lost = ProposedEvent::json("OrderLost", &json!({})).unwrap();
     append(&store, "order-1", lost.with_schema_version(4)).await;
@@ -209,9 +192,7 @@ async fn an_unknown_event_ends_the_subscription_with_its_type_and_version() {
     assert!(next(&mut subscription).await.is_none(), "it ended");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skipped_events_are_reported_so_progress_can_be_saved() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn skipped_events_are_reported_so_progress_can_be_saved(store: Arc<dyn EventStore>) {
     append(&store, "order-1", placed_v1("Alice", 12)).await;
     append(
         &store,
@@ -280,9 +261,7 @@ async fn skipped_events_are_reported_so_progress_can_be_saved() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkpoints_and_system_events_pass_through() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn checkpoints_and_system_events_pass_through(store: Arc<dyn EventStore>) {
     for index in 0..5 {
         let other = ProposedEvent::json("SomethingElse", &json!({"n": index})).unwrap();
         append(&store, "other-1", other).await;

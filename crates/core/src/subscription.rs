@@ -20,7 +20,8 @@ use crate::read::{AllStart, Direction, ReadAllOptions, ReadStreamOptions};
 use crate::revision::Position;
 use crate::store::EventStore;
 
-/// The most events a subscription reads (and holds) at once.
+/// The most events a subscription reads (and holds) at once, unless set with
+/// [`Subscription::with_page_events`].
 const PAGE_EVENTS: u64 = 512;
 
 /// Where a subscription starts. Subscriptions deliver what comes *after* the given revision or
@@ -98,6 +99,7 @@ pub struct Subscription {
     head: watch::Receiver<Position>,
     target: Target,
     pending: VecDeque<SubscriptionMessage>,
+    page_events: u64,
     caught_up: bool,
     ended: bool,
 }
@@ -188,9 +190,17 @@ impl Subscription {
             head,
             target,
             pending: VecDeque::new(),
+            page_events: PAGE_EVENTS,
             caught_up: false,
             ended: false,
         }
+    }
+
+    /// Reads (and holds) at most `page_events` events at once instead of 512 (at least 1): a
+    /// server with many subscribers trades a few more reads for less memory per subscriber.
+    pub fn with_page_events(mut self, page_events: u64) -> Subscription {
+        self.page_events = page_events.max(1);
+        self
     }
 
     /// The next message: waits for new events when caught up. `None` after the subscription
@@ -226,6 +236,7 @@ impl Subscription {
 
     /// Reads the next page after the cursor and queues what it delivers.
     async fn read_page(&mut self) -> Result<()> {
+        let page_events = self.page_events;
         let (events, reached_end, checkpoint) = match &mut self.target {
             Target::Stream {
                 stream,
@@ -233,7 +244,7 @@ impl Subscription {
             } => {
                 let options = ReadStreamOptions::forwards()
                     .from_revision(*next_revision)
-                    .limit(PAGE_EVENTS);
+                    .limit(page_events);
                 let events = match self.store.read_stream(stream, options).await {
                     Ok(events) => events,
                     Err(Error::StreamNotFound { .. }) => Vec::new(),
@@ -242,7 +253,7 @@ impl Subscription {
                 if let Some(last) = events.last() {
                     *next_revision = last.revision + 1;
                 }
-                let reached_end = (events.len() as u64) < PAGE_EVENTS;
+                let reached_end = (events.len() as u64) < page_events;
                 (events, reached_end, None)
             }
             Target::All {
@@ -253,7 +264,7 @@ impl Subscription {
                 let read = ReadAllOptions {
                     from: AllStart::Position(Position(*next_position)),
                     direction: Direction::Forwards,
-                    limit: PAGE_EVENTS,
+                    limit: page_events,
                     filter: options.filter.clone(),
                     include_system: options.include_system,
                     scan_limit: Some(options.checkpoint_interval),
@@ -272,7 +283,7 @@ impl Subscription {
                 (slice.events, slice.end_of_log, checkpoint)
             }
         };
-        let full_page = events.len() as u64 == PAGE_EVENTS;
+        let full_page = events.len() as u64 == page_events;
         if self.caught_up && full_page {
             self.caught_up = false;
             self.pending.push_back(SubscriptionMessage::FellBehind);

@@ -110,6 +110,43 @@ impl Checkpoint {
 /// [`SqliteReadModel`](crate::SqliteReadModel) (durable) and
 /// [`MemoryReadModel`](crate::MemoryReadModel) (for tests). Methods block (SQLite does I/O);
 /// the runner calls them off the async threads.
+///
+/// The runner is the usual caller; driven by hand, a batch and its checkpoint go together:
+///
+/// ```
+/// use factum_core::{Position, RecordedEvent};
+/// use factum_projection::{Checkpoint, MemoryReadModel, Projection, ProjectionError, ReadModel};
+///
+/// /// Counts events.
+/// struct Count;
+///
+/// impl Projection for Count {
+///     type Model = u64;
+///     fn name(&self) -> &str { "count" }
+///     fn init(&mut self, _: &mut u64) -> Result<(), ProjectionError> { Ok(()) }
+///     fn clear(&mut self, count: &mut u64) -> Result<(), ProjectionError> {
+///         *count = 0;
+///         Ok(())
+///     }
+///     fn apply(&mut self, count: &mut u64, _: &RecordedEvent) -> Result<(), ProjectionError> {
+///         *count += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// let mut model = MemoryReadModel::new(Count)?;
+/// assert_eq!(model.checkpoint()?, Checkpoint::default());
+///
+/// // A batch the filter emptied only moves the checkpoint: positions up to 7 are done.
+/// let checkpoint = model.commit(&[], Position(7))?;
+/// assert_eq!(checkpoint.position, Position(7));
+/// assert_eq!(checkpoint.processed_events, 0);
+/// assert_eq!(model.checkpoint()?.position, Position(7));
+///
+/// model.reset()?;
+/// assert_eq!(model.checkpoint()?.position, Position::START);
+/// # Ok::<(), ProjectionError>(())
+/// ```
 pub trait ReadModel: Send + 'static {
     /// The projection's name.
     fn name(&self) -> &str;

@@ -15,6 +15,33 @@ use crate::error::{ProjectionError, Result};
 use crate::projection::{Checkpoint, ReadModel};
 
 /// How a runner reads and commits.
+///
+/// ```
+/// # async fn demo() -> Result<(), factum_projection::ProjectionError> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use factum_core::{EventStore, ExpectedRevision, ProposedEvent, StreamName};
+/// use factum_projection::{AccountSummary, ProjectionRunner, RunnerOptions, SqliteReadModel};
+///
+/// let store: Arc<dyn EventStore> = Arc::new(factum_memory::MemoryStore::new());
+/// let opened = ProposedEvent::json("AccountOpened", &serde_json::json!({
+///     "owner": "Alice", "initial_balance_cents": 0,
+/// }))?;
+/// let deposit = ProposedEvent::json("MoneyDeposited", &serde_json::json!({"amount_cents": 5}))?;
+/// let account = StreamName::new("account-1")?;
+/// store.append(&account, ExpectedRevision::NoStream, vec![opened, deposit]).await?;
+///
+/// // One event per transaction: slower, but progress shows after every event.
+/// let options = RunnerOptions { batch_size: 1, ..RunnerOptions::default() };
+/// let model = SqliteReadModel::open_in_memory(AccountSummary)?;
+/// let mut runner = ProjectionRunner::with_options(store, model, options)?;
+/// let status = runner.run_until_caught_up(Duration::from_secs(5)).await?;
+/// assert_eq!(status.checkpoint.processed_events, 2);
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunnerOptions {
     /// The most events committed in one batch (one transaction). Larger batches rebuild faster;
@@ -45,13 +72,40 @@ pub enum RunState {
     /// Running, and it has processed everything that existed when it last looked: new events
     /// are applied as they are appended.
     Live,
-    /// Stopped by an error (its message). The read model holds every batch before the one
-    /// that failed; start again to retry from the checkpoint.
+    /// Stopped by an error (its message; the error itself is
+    /// [`ProjectionStatus::error`]). The read model holds every batch before the one that
+    /// failed; start again to retry from the checkpoint.
     Failed(String),
 }
 
 /// A runner's progress and lag, as last reported (after every batch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two statuses are equal when every field is, their errors compared by message.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use factum_core::{Position, Timestamp};
+/// use factum_projection::{Checkpoint, ProjectionStatus, RunState};
+///
+/// let status = ProjectionStatus {
+///     name: "account_summary".into(),
+///     state: RunState::CatchingUp,
+///     checkpoint: Checkpoint {
+///         position: Position(750),
+///         last_recorded_at: Some(Timestamp::from_unix_micros(1_000_000)),
+///         processed_events: 700,
+///     },
+///     head: Position(1_000),
+///     head_recorded_at: Some(Timestamp::from_unix_micros(3_500_000)),
+///     error: None,
+/// };
+/// // The lag: 250 events, two and a half seconds behind the head, three quarters done.
+/// assert_eq!(status.events_behind(), 250);
+/// assert_eq!(status.time_behind(), Some(Duration::from_millis(2_500)));
+/// assert_eq!(status.progress(), 0.75);
+/// ```
+#[derive(Debug, Clone)]
 pub struct ProjectionStatus {
     /// The projection's name.
     pub name: String,
@@ -63,7 +117,30 @@ pub struct ProjectionStatus {
     pub head: Position,
     /// The recorded time of the event at `head`, if any.
     pub head_recorded_at: Option<Timestamp>,
+    /// The error that stopped the runner while `state` is [`RunState::Failed`], `None`
+    /// otherwise: match on it, e.g. [`ProjectionError::Decode`] for an event the projection's
+    /// schema cannot decode, [`ProjectionError::Apply`] for one the projection refused. Cleared
+    /// when the runner starts again.
+    pub error: Option<Arc<ProjectionError>>,
 }
+
+impl PartialEq for ProjectionStatus {
+    fn eq(&self, other: &ProjectionStatus) -> bool {
+        let same_error = match (&self.error, &other.error) {
+            (None, None) => true,
+            (Some(mine), Some(theirs)) => mine.to_string() == theirs.to_string(),
+            _ => false,
+        };
+        self.name == other.name
+            && self.state == other.state
+            && self.checkpoint == other.checkpoint
+            && self.head == other.head
+            && self.head_recorded_at == other.head_recorded_at
+            && same_error
+    }
+}
+
+impl Eq for ProjectionStatus {}
 
 impl ProjectionStatus {
     /// Events behind the head: `head − checkpoint`, counting every event of `$all` in between
@@ -114,8 +191,11 @@ impl ProjectionWatcher {
     /// Read-your-writes: waits until the projection has processed `position` (the position an
     /// append returned), so a query of its read model sees that append.
     ///
-    /// Errors: [`ProjectionError::Timeout`] after `timeout`; [`ProjectionError::NotRunning`] if
-    /// the runner is (or becomes) stopped or failed before reaching `position`.
+    /// Errors: [`ProjectionError::Timeout`] after `timeout`. If the runner is (or becomes)
+    /// stopped or failed before reaching `position`: the error it failed on when that is a
+    /// [`ProjectionError::Decode`] (an event its schema cannot decode) or
+    /// [`ProjectionError::Apply`] (an event the projection refused), else
+    /// [`ProjectionError::NotRunning`].
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<Checkpoint> {
         let mut status = self.status.clone();
         let reached = |status: &ProjectionStatus| {
@@ -138,10 +218,11 @@ impl ProjectionWatcher {
         if status.checkpoint.position >= position {
             return Ok(status.checkpoint);
         }
-        Err(ProjectionError::NotRunning(match status.state {
-            RunState::Failed(reason) => reason,
-            _ => "stopped".into(),
-        }))
+        Err(match (status.state, status.error) {
+            (RunState::Failed(_), Some(error)) => error.reissue(),
+            (RunState::Failed(reason), None) => ProjectionError::NotRunning(reason),
+            _ => ProjectionError::NotRunning("stopped".into()),
+        })
     }
 }
 
@@ -182,6 +263,8 @@ struct Running<R> {
 /// assert_eq!(rich[0].owner, "Alice");
 /// # Ok(())
 /// # }
+/// # let store = std::sync::Arc::new(factum_memory::MemoryStore::new());
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(demo(store)).unwrap();
 /// ```
 pub struct ProjectionRunner<R: ReadModel> {
     store: Arc<dyn EventStore>,
@@ -212,6 +295,7 @@ impl<R: ReadModel> ProjectionRunner<R> {
             checkpoint,
             head: Position::START,
             head_recorded_at: None,
+            error: None,
         });
         Ok(ProjectionRunner {
             store,
@@ -239,6 +323,7 @@ impl<R: ReadModel> ProjectionRunner<R> {
         self.status.send_modify(|status| {
             status.state = RunState::CatchingUp;
             status.checkpoint = checkpoint;
+            status.error = None;
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run(
@@ -289,12 +374,47 @@ impl<R: ReadModel> ProjectionRunner<R> {
         self.status.send_modify(|status| {
             status.state = RunState::Stopped;
             status.checkpoint = Checkpoint::default();
+            status.error = None;
         });
         Ok(())
     }
 
     /// Resets, then starts: replays all history into an empty read model. Follow its progress
     /// with [`ProjectionRunner::status`] ([`ProjectionStatus::progress`]).
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), factum_projection::ProjectionError> {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use factum_core::{EventStore, ExpectedRevision, ProposedEvent, StreamName};
+    /// use factum_projection::{AccountSummary, ProjectionRunner, SqliteReadModel, all_accounts};
+    ///
+    /// let store: Arc<dyn EventStore> = Arc::new(factum_memory::MemoryStore::new());
+    /// let opened = ProposedEvent::json("AccountOpened", &serde_json::json!({
+    ///     "owner": "Alice", "initial_balance_cents": 700,
+    /// }))?;
+    /// let written = store
+    ///     .append(&StreamName::new("account-1")?, ExpectedRevision::NoStream, vec![opened])
+    ///     .await?;
+    ///
+    /// let model = SqliteReadModel::open_in_memory(AccountSummary)?;
+    /// let mut runner = ProjectionRunner::new(store, model)?;
+    /// runner.run_until_caught_up(Duration::from_secs(5)).await?;
+    ///
+    /// // Say the table was damaged by hand: rebuild it from the events.
+    /// let db = runner.model().expect("stopped").connection();
+    /// db.execute("UPDATE account_summary SET balance_cents = 0", [])?;
+    /// runner.rebuild().await?;
+    /// // Another task can wait through a watcher while the runner replays.
+    /// let watcher = runner.watcher();
+    /// watcher.wait_for(written.position, Duration::from_secs(5)).await?;
+    /// let model = runner.stop().await?;
+    /// assert_eq!(all_accounts(model.connection())?[0].balance_cents, 700);
+    /// # Ok(())
+    /// # }
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn rebuild(&mut self) -> Result<()> {
         self.reset().await?;
         self.start()
@@ -378,7 +498,7 @@ async fn run<R: ReadModel>(
     mut stop: oneshot::Receiver<()>,
 ) -> Option<R> {
     let fail = |model: R, error: ProjectionError| {
-        status.send_modify(|status| status.state = RunState::Failed(error.to_string()));
+        failed(&status, error);
         Some(model)
     };
     if let Err(error) = refresh_head(store.as_ref(), &status).await {
@@ -459,8 +579,10 @@ async fn run<R: ReadModel>(
             let (owned, committed) = match committed {
                 Ok(done) => done,
                 Err(_) => {
+                    let reason = "the projection panicked";
                     status.send_modify(|status| {
-                        status.state = RunState::Failed("the projection panicked".into());
+                        status.state = RunState::Failed(reason.into());
+                        status.error = Some(Arc::new(ProjectionError::NotRunning(reason.into())));
                     });
                     return None;
                 }
@@ -487,6 +609,14 @@ async fn run<R: ReadModel>(
             changed
         });
     }
+}
+
+/// Reports the runner stopped by `error`: its message in the state, the error beside it.
+fn failed(status: &watch::Sender<ProjectionStatus>, error: ProjectionError) {
+    status.send_modify(|status| {
+        status.state = RunState::Failed(error.to_string());
+        status.error = Some(Arc::new(error));
+    });
 }
 
 /// Reads the store's head and its recorded time into the status.

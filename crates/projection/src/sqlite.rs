@@ -132,7 +132,40 @@ fn in_transaction<T>(
     }
 }
 
-/// Reads `name`'s checkpoint row.
+/// Reads `name`'s checkpoint row (the default checkpoint if it has none), through any
+/// connection to the read model's database: a reader process can tell how fresh the tables it
+/// queries are.
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use factum_core::{EventStore, ExpectedRevision, ProposedEvent, StreamName};
+/// use factum_projection::{AccountSummary, ProjectionRunner, SqliteReadModel, read_checkpoint};
+///
+/// let store: Arc<dyn EventStore> = Arc::new(factum_memory::MemoryStore::new());
+/// let opened = ProposedEvent::json("AccountOpened", &serde_json::json!({
+///     "owner": "Alice", "initial_balance_cents": 0,
+/// }))?;
+/// let written = store
+///     .append(&StreamName::new("account-1")?, ExpectedRevision::NoStream, vec![opened])
+///     .await?;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("read.db");
+/// let mut runner = ProjectionRunner::new(store, SqliteReadModel::open(&path, AccountSummary)?)?;
+/// runner.run_until_caught_up(Duration::from_secs(5)).await?;
+///
+/// let reader = rusqlite::Connection::open(&path)?;
+/// let checkpoint = read_checkpoint(&reader, "account_summary")?;
+/// assert_eq!(checkpoint.position, written.position);
+/// assert_eq!(checkpoint.processed_events, 1);
+/// assert_eq!(read_checkpoint(&reader, "no_such_projection")?.processed_events, 0);
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
 pub fn read_checkpoint(connection: &Connection, name: &str) -> Result<Checkpoint> {
     let row = connection
         .query_row(

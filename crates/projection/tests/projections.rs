@@ -96,10 +96,17 @@ async fn check_failure_rolls_back(store: Arc<dyn EventStore>) {
     let model = SqliteReadModel::open(&path, failing).unwrap();
     let mut runner = ProjectionRunner::with_options(store.clone(), model, small_batches()).unwrap();
     let error = runner.run_until_caught_up(WAIT).await.unwrap_err();
-    assert!(matches!(error, ProjectionError::NotRunning(_)), "{error:?}");
+    assert!(
+        matches!(&error, ProjectionError::Apply { position, reason, .. } if *position == poison && reason == "injected failure"),
+        "{error:?}"
+    );
     let status = runner.status();
     assert!(
         matches!(&status.state, RunState::Failed(reason) if reason.contains("injected")),
+        "{status:?}"
+    );
+    assert!(
+        matches!(status.error.as_deref(), Some(ProjectionError::Apply { position, .. }) if *position == poison),
         "{status:?}"
     );
     let checkpoint = read_checkpoint(

@@ -1,11 +1,17 @@
-//! Typed projections end to end: order events stored at schema versions 1, 2 and 3 all reach a
-//! SQLite read model as version 3, and an event the schema cannot decode stops the runner with
-//! an error naming it, after which a schema that skips unknown events resumes at that event.
+//! Typed projections end to end, on the in-memory store and on the embedded engine: order
+//! events stored at schema versions 1, 2 and 3 all reach a SQLite read model as version 3, and
+//! an event the schema cannot decode stops the runner with [`ProjectionError::Decode`] naming
+//! it (in the runner's result, its status and every waiting caller's result), after which a
+//! schema that skips unknown events resumes at that event.
+//!
+//! The order is the toolkit's own example ([`factum_aggregate::examples::order`]), whose
+//! `OrderPlaced` changed shape twice (v1 → v2 → v3).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum_codec::{DomainEvent, EventSchema};
+use factum_aggregate::examples::order::{OrderEvent, schema};
+use factum_codec::CodecError;
 use factum_core::{
     EventFilter, EventStore, ExpectedRevision, Position, ProposedEvent, ReadStreamOptions,
     RecordedEvent, StreamName,
@@ -16,53 +22,37 @@ use factum_projection::{
     TypedProjection, read_checkpoint,
 };
 use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// An order's events; `OrderPlaced` changed shape twice (v1 → v2 → v3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum OrderEvent {
-    OrderPlaced {
-        customer_name: String,
-        total_cents: u64,
-        currency: String,
-    },
-    OrderShipped,
-}
+/// Runs each named scenario, an `async fn(Arc<dyn EventStore>)`, as two tests in a module of
+/// its name: `on_memory_store` and `on_embedded_store` (the durable engine, in a temporary
+/// directory).
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use std::sync::Arc;
 
-impl DomainEvent for OrderEvent {
-    const EVENT_TYPES: &'static [(&'static str, u32)] = &[("OrderPlaced", 3), ("OrderShipped", 1)];
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_memory_store() {
+                super::$scenario(Arc::new(factum_memory::MemoryStore::new())).await;
+            }
 
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
-            OrderEvent::OrderShipped => "OrderShipped",
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_embedded_store() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = factum_log::EmbeddedStore::open(dir.path()).unwrap();
+                super::$scenario(Arc::new(store)).await;
+            }
         }
-    }
+    )*};
 }
 
-fn schema() -> EventSchema<OrderEvent> {
-    EventSchema::json()
-        // v1 → v2: `customer` became `customer_name`, and dollars became cents.
-        .upcast("OrderPlaced", 1, |mut data| {
-            let object = data.as_object_mut().ok_or("not an object")?;
-            let customer = object.remove("customer").ok_or("no customer")?;
-            let dollars = object.remove("total").and_then(|t| t.as_u64());
-            object.insert("customer_name".into(), customer);
-            object.insert(
-                "total_cents".into(),
-                (dollars.ok_or("no total")? * 100).into(),
-            );
-            Ok(data)
-        })
-        // v2 → v3: a currency, which was always dollars before.
-        .upcast("OrderPlaced", 2, |mut data| {
-            data["currency"] = "USD".into();
-            Ok(data)
-        })
-}
+on_every_backend!(
+    events_of_every_stored_version_reach_the_read_model_as_the_current_one,
+    an_unknown_event_fails_the_runner_until_the_schema_skips_it,
+);
 
 /// One row per order, with the schema version its `OrderPlaced` was stored at.
 struct OrderTable;
@@ -121,10 +111,13 @@ impl TypedProjection for OrderTable {
                     envelope.schema_version
                 ],
             )?,
-            OrderEvent::OrderShipped => db.execute(
+            OrderEvent::OrderShipped { .. } => db.execute(
                 "UPDATE orders SET shipped = 1 WHERE stream = ?1",
                 params![stream],
             )?,
+            OrderEvent::OrderCancelled { .. } => {
+                db.execute("DELETE FROM orders WHERE stream = ?1", params![stream])?
+            }
         };
         Ok(())
     }
@@ -200,13 +193,16 @@ fn placed_v3(customer: &str, cents: u64) -> ProposedEvent {
     schema().encode(&event).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_of_every_stored_version_reach_the_read_model_as_the_current_one() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn events_of_every_stored_version_reach_the_read_model_as_the_current_one(
+    store: Arc<dyn EventStore>,
+) {
     append(&store, "order-1", placed_v1("Alice", 12)).await;
     append(&store, "order-2", placed_v2("Bob", 700)).await;
     append(&store, "order-3", placed_v3("Carol", 99)).await;
-    let shipped = schema().encode(&OrderEvent::OrderShipped).unwrap();
+    let shipped = OrderEvent::OrderShipped {
+        carrier: "Parcelo".into(),
+    };
+    let shipped = schema().encode(&shipped).unwrap();
     append(&store, "order-1", shipped).await;
     // Another service's events in `$all`, left out by the filter.
     let other = ProposedEvent::json("SomethingElse", &json!({})).unwrap();
@@ -238,9 +234,7 @@ async fn events_of_every_stored_version_reach_the_read_model_as_the_current_one(
     assert_eq!(model.projection().projection().name(), "order_table");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it(store: Arc<dyn EventStore>) {
     let first = append(&store, "order-1", placed_v1("Alice", 12)).await;
     let lost = ProposedEvent::json("OrderLost", &json!({})).unwrap();
     let lost_at = append(&store, "order-2", lost.with_schema_version(2)).await;
@@ -256,6 +250,8 @@ async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it() {
     let model = SqliteReadModel::open(&path, OrderTable.with_schema(schema())).unwrap();
     let mut runner = ProjectionRunner::with_options(store.clone(), model, options).unwrap();
     let error = runner.run_until_caught_up(WAIT).await.unwrap_err();
+    // A value to match on, not only a message: which projection, which event, and why.
+    assert_unknown_order_lost(&error, lost_at);
     let text = error.to_string();
     assert!(
         text.contains(&format!(
@@ -267,7 +263,15 @@ async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it() {
         text.contains(r#"unknown event type "OrderLost" (schema version 2)"#),
         "{text}"
     );
-    assert!(matches!(runner.status().state, RunState::Failed(_)));
+    let status = runner.status();
+    assert!(matches!(status.state, RunState::Failed(_)));
+    assert_unknown_order_lost(status.error.as_deref().expect("the error is kept"), lost_at);
+    // Every caller waiting on the failed runner gets the error itself.
+    let watcher = runner.watcher();
+    let waited = watcher.wait_for(lost_at, WAIT).await.unwrap_err();
+    assert_unknown_order_lost(&waited, lost_at);
+    let waited = runner.wait_for(Position(lost_at.0 + 1), WAIT).await;
+    assert_unknown_order_lost(&waited.unwrap_err(), lost_at);
     let reader = Connection::open(&path).unwrap();
     assert_eq!(rows(&reader), [row("order-1", "Alice", 1200, 1, false)]);
     assert_eq!(
@@ -283,6 +287,7 @@ async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it() {
     let mut runner = ProjectionRunner::with_options(store.clone(), model, options).unwrap();
     let status = runner.run_until_caught_up(WAIT).await.unwrap();
     assert_eq!(status.checkpoint.position, store.head().await.unwrap());
+    assert!(status.error.is_none(), "starting again clears the error");
     assert_eq!(
         rows(&reader),
         [
@@ -290,6 +295,27 @@ async fn an_unknown_event_fails_the_runner_until_the_schema_skips_it() {
             row("order-3", "Bob", 700, 2, false),
         ]
     );
+}
+
+/// `error` is the runner's decode error for the `OrderLost` event at `position`.
+fn assert_unknown_order_lost(error: &ProjectionError, position: Position) {
+    match error {
+        ProjectionError::Decode {
+            projection,
+            position: at,
+            source:
+                CodecError::UnknownEventType {
+                    event_type,
+                    schema_version,
+                },
+        } => {
+            assert_eq!(projection, "order_table");
+            assert_eq!(*at, position);
+            assert_eq!(event_type, "OrderLost");
+            assert_eq!(*schema_version, 2);
+        }
+        other => panic!("expected a decode error for OrderLost, got {other:?}"),
+    }
 }
 
 #[test]

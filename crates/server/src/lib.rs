@@ -1,0 +1,179 @@
+//! `factum serve`: a gRPC server that the official KurrentDB clients talk to unchanged, over
+//! any Factum [`EventStore`] (the embedded engine by default).
+//!
+//! The protocol (package `event_store.client.*`) comes from Factum's own `.proto` files in
+//! `factum-proto`. This crate maps it onto the store's contract: `convert` translates wire
+//! types, `errors` puts failures in the shapes clients parse, `streams` serves reads,
+//! subscriptions, appends and deletes, `cluster` the small services around them.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let store = Arc::new(factum_memory::MemoryStore::new());
+//! let listeners = factum_server::bind(&["127.0.0.1:2113".to_owned()]).await?;
+//! let shutdown = async { tokio::signal::ctrl_c().await.ok(); };
+//! factum_server::serve(store, listeners, factum_server::ServerOptions::default(), shutdown).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod cluster;
+mod convert;
+mod errors;
+mod shutdown;
+mod streams;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use factum_core::EventStore;
+use factum_proto::gossip::gossip_server::GossipServer;
+use factum_proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
+use factum_proto::server_features::server_features_server::ServerFeaturesServer;
+use factum_proto::streams::streams_server::StreamsServer;
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use cluster::{Advertised, PROTOCOL_SERVER_VERSION, SUPPORTED_METHODS};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+
+/// The port KurrentDB clients use when a URI names none.
+pub const DEFAULT_PORT: u16 = 2113;
+
+/// The largest message the server sends. The Python client refuses messages above 17 MiB.
+const MAX_ENCODED_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Headroom above the largest append for the envelope of the message that carries it.
+const MESSAGE_OVERHEAD_BYTES: usize = 1024 * 1024;
+
+/// How the server behaves, beyond the store it serves.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The address given to clients in gossip.
+    pub advertised: Advertised,
+    /// The largest append accepted, in bytes; `None` takes the store's limit. Larger appends
+    /// get the protocol's "Maximum Append Size … Exceeded" error and write nothing.
+    pub max_append_bytes: Option<usize>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            advertised: Advertised {
+                host: None,
+                port: None,
+            },
+            max_append_bytes: None,
+        }
+    }
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No listener could be bound, or accepting failed.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] io::Error),
+    /// The HTTP/2 transport failed.
+    #[error("transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds every address `addresses` name. A name that resolves to several addresses (such as
+/// `localhost`, to `127.0.0.1` and `::1`) gets a listener on each; an address that cannot be
+/// bound is skipped with a warning when another one of the same name could be (a machine
+/// without IPv6), and is an error otherwise.
+pub async fn bind(addresses: &[String]) -> io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for name in addresses {
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str()).await?.collect();
+        let mut bound = 0;
+        let mut last_error = None;
+        for address in &resolved {
+            // A name resolving to one address twice (some resolvers do) binds once.
+            if listeners
+                .iter()
+                .any(|listener: &TcpListener| listener.local_addr().ok() == Some(*address))
+            {
+                continue;
+            }
+            match TcpListener::bind(address).await {
+                Ok(listener) => {
+                    listeners.push(listener);
+                    bound += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%address, %error, "cannot listen on this address");
+                    last_error = Some(error);
+                }
+            }
+        }
+        if bound == 0
+            && let Some(error) = last_error
+        {
+            return Err(io::Error::new(
+                error.kind(),
+                format!("cannot listen on {name}: {error}"),
+            ));
+        }
+    }
+    if listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to listen on",
+        ));
+    }
+    Ok(listeners)
+}
+
+/// Serves `store` on `listeners` until `shutdown` completes, then shuts down gracefully:
+/// stops accepting, ends subscriptions and idle BatchAppend calls (UNAVAILABLE, so clients
+/// reconnect), lets in-flight appends finish and answer, and returns.
+pub async fn serve(
+    store: Arc<dyn EventStore>,
+    listeners: Vec<TcpListener>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (trigger, signal) = Shutdown::new();
+    let max_append_bytes = options
+        .max_append_bytes
+        .unwrap_or(store.limits().append_size_bytes_max);
+    let max_decoded_message_bytes = max_append_bytes.saturating_add(MESSAGE_OVERHEAD_BYTES);
+    let streams = StreamsServer::new(streams::StreamsService::new(
+        store,
+        signal.clone(),
+        max_append_bytes,
+    ))
+    .max_decoding_message_size(max_decoded_message_bytes)
+    .max_encoding_message_size(MAX_ENCODED_MESSAGE_BYTES);
+    let gossip = GossipServer::new(cluster::GossipService::new(options.advertised));
+    let features = ServerFeaturesServer::new(cluster::FeaturesService);
+    let persistent = PersistentSubscriptionsServer::new(cluster::PersistentService);
+
+    let incoming = futures_util::stream::select_all(
+        listeners.into_iter().map(TcpListenerStream::new),
+    )
+    .map(|connection| {
+        let connection = connection?;
+        // Small replies (an append's answer) must not wait for Nagle's algorithm.
+        connection.set_nodelay(true)?;
+        Ok::<_, io::Error>(connection)
+    });
+
+    tonic::transport::Server::builder()
+        .add_service(streams)
+        .add_service(gossip)
+        .add_service(features)
+        .add_service(persistent)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            trigger.trigger();
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `event_store.client.streams.Streams`: reads and catch-up subscriptions, Append,
+//! BatchAppend, Delete and Tombstone, over any [`EventStore`].
+
+mod append;
+mod batch;
+mod delete;
+mod read;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use factum_core::EventStore;
+use factum_proto::streams::streams_server::Streams;
+use factum_proto::streams::{
+    AppendReq, AppendResp, BatchAppendReq, BatchAppendResp, DeleteReq, DeleteResp, ReadReq,
+    ReadResp, TombstoneReq, TombstoneResp,
+};
+use futures_util::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::shutdown::Shutdown;
+
+/// A stream of replies, as tonic wants it.
+pub type ReplyStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Streams service.
+pub struct StreamsService {
+    store: Arc<dyn EventStore>,
+    shutdown: Shutdown,
+    max_append_bytes: usize,
+}
+
+impl StreamsService {
+    /// The service over `store`; subscriptions and long-lived BatchAppend calls end when
+    /// `shutdown` fires. Appends larger than `max_append_bytes` are refused with the protocol's
+    /// error before they reach the store.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        shutdown: Shutdown,
+        max_append_bytes: usize,
+    ) -> StreamsService {
+        StreamsService {
+            store,
+            shutdown,
+            max_append_bytes,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Streams for StreamsService {
+    type ReadStream = ReplyStream<ReadResp>;
+    type BatchAppendStream = ReplyStream<BatchAppendResp>;
+
+    async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
+        let stream = read::read(
+            self.store.clone(),
+            self.shutdown.clone(),
+            request.into_inner(),
+        )
+        .await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn append(
+        &self,
+        request: Request<Streaming<AppendReq>>,
+    ) -> Result<Response<AppendResp>, Status> {
+        let reply = append::append(
+            self.store.as_ref(),
+            self.max_append_bytes,
+            request.into_inner(),
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn delete(&self, request: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
+        let reply = delete::delete(self.store.as_ref(), request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn tombstone(
+        &self,
+        request: Request<TombstoneReq>,
+    ) -> Result<Response<TombstoneResp>, Status> {
+        let reply = delete::tombstone(self.store.as_ref(), request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn batch_append(
+        &self,
+        request: Request<Streaming<BatchAppendReq>>,
+    ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        let replies = batch::batch_append(
+            self.store.clone(),
+            self.shutdown.clone(),
+            self.max_append_bytes,
+            request.into_inner(),
+        );
+        Ok(Response::new(replies))
+    }
+}
