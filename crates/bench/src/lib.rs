@@ -20,6 +20,7 @@ mod drive;
 mod embedded;
 mod postgres;
 mod probe;
+mod server;
 mod toolkit;
 
 use std::io::{BufRead, BufReader};
@@ -35,6 +36,7 @@ use serde_json::{Map, Value, json};
 use crate::drive::{Measured, Timing, drive};
 use crate::embedded::StoreWriter;
 
+pub use crate::server::{ServerBenchConfig, run_server};
 pub use crate::toolkit::{ToolkitConfig, run_toolkit};
 
 /// The hidden command of the CLI that runs [`run_child`].

@@ -21,9 +21,16 @@ Exit codes:
   4  stream not found, or deleted
 
 The data directory belongs to one process at a time: while one `factum` (a running `tail`, say)
-holds it, another is refused with an error naming the holder's process id.";
+holds it, another is refused with an error naming the holder's process id.
 
-/// Factum's command-line tool: append events to and read them from an embedded event store.
+With --server URL (or FACTUM_SERVER=URL), append, read, read-all, tail, metadata and delete work
+on a running `factum serve` (or another KurrentDB-compatible server) instead of a data directory,
+with the same output; the other commands need a data directory and refuse it. URL is
+http://HOST:PORT or kurrentdb://HOST:PORT?tls=false (TLS is not supported yet). A server has no
+field for event tags: appending tagged events to one is refused.";
+
+/// Factum's command-line tool: append events to and read them from an embedded event store, or
+/// from a server.
 #[derive(Debug, Parser)]
 #[command(name = "factum", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -41,6 +48,11 @@ pub struct Cli {
     /// temporary directory unless one was named, never the default store.
     #[arg(skip)]
     pub data_dir_given: bool,
+
+    /// A server to work on instead of the data directory: http://HOST:PORT or
+    /// kurrentdb://HOST:PORT?tls=false. For append, read, read-all, tail, metadata and delete.
+    #[arg(long, global = true, value_name = "URL", env = "FACTUM_SERVER")]
+    pub server: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -515,6 +527,26 @@ mod tests {
             panic!("not the bench child command");
         };
         assert_eq!(args.args, ["load", "--dir", "/tmp/x", "--events", "5"]);
+    }
+
+    #[test]
+    fn the_server_is_a_global_option() {
+        assert_eq!(parse(&["read", "s"]).unwrap().server, None);
+        let url = "http://127.0.0.1:2113";
+        assert_eq!(
+            parse(&["--server", url, "read", "s"])
+                .unwrap()
+                .server
+                .as_deref(),
+            Some(url)
+        );
+        assert_eq!(
+            parse(&["read", "s", "--server", url])
+                .unwrap()
+                .server
+                .as_deref(),
+            Some(url)
+        );
     }
 
     #[test]

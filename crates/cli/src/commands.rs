@@ -1,14 +1,20 @@
 //! The commands: each checks its input, opens the store, does one thing and prints JSON lines.
 //!
+//! The store is chosen once, from the command line: the embedded store in the data directory,
+//! or a server (`--server URL`, or `FACTUM_SERVER`) through [`RemoteStore`]. The commands that
+//! read and write events (append, read, read-all, tail, metadata, delete) work on either, as an
+//! `Arc<dyn EventStore>`; the others need the data directory itself and refuse a server.
+//!
 //! Input is checked before the store is opened, so a command with bad input neither creates a
 //! data directory nor writes anything. Every write is one store call, atomic by the store's
 //! contract, so a failed command changes nothing.
 
 use std::io::{ErrorKind, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
+use factum_client::RemoteStore;
 use factum_core::{
     AllStart, CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, Direction, Error, EventFilter, EventStore,
     Position, ProposedEvent, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamMetadata,
@@ -31,16 +37,20 @@ const EXIT_WRONG_EXPECTED_REVISION: u8 = 3;
 /// The exit code of a stream that is not found or deleted.
 const EXIT_NOT_FOUND: u8 = 4;
 
+/// The environment variable that names a server when `--server` does not.
+const SERVER_ENV: &str = "FACTUM_SERVER";
+
 /// Runs the command the command line asks for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = StoreTarget::choose(&cli)?;
     let dir = cli.data_dir.as_path();
     match cli.command {
-        Command::Append(args) => append(dir, args).await,
-        Command::Read(args) => read(dir, args).await,
-        Command::ReadAll(args) => read_all(dir, args).await,
-        Command::Tail(args) => tail(dir, args).await,
-        Command::Metadata(args) => metadata(dir, args).await,
-        Command::Delete(args) => delete(dir, args).await,
+        Command::Append(args) => append(&target, args).await,
+        Command::Read(args) => read(&target, args).await,
+        Command::ReadAll(args) => read_all(&target, args).await,
+        Command::Tail(args) => tail(&target, args).await,
+        Command::Metadata(args) => metadata(&target, args).await,
+        Command::Delete(args) => delete(&target, args).await,
         Command::Bench(args) => bench(cli.data_dir_given.then_some(dir), args).await,
         Command::BenchChild(args) => factum_bench::run_child(&args.args).await,
         Command::Projections(args) => crate::projections::run(dir, args).await,
@@ -54,6 +64,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn bench(data_dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(crate::bench_toolkit::BenchMode::Toolkit(toolkit)) = args.mode {
         return crate::bench_toolkit::run(data_dir, toolkit).await;
+    }
+    if let Some(crate::bench_toolkit::BenchMode::Server(server)) = args.mode {
+        return crate::bench_server::run(data_dir, server).await;
     }
     let exe = std::env::current_exe().context("cannot find the factum executable")?;
     let mut config = factum_bench::BenchConfig::new(exe);
@@ -87,6 +100,59 @@ pub fn one_line(error: &anyhow::Error) -> String {
         .join(" ")
 }
 
+/// The store the commands work on, chosen once from the command line.
+enum StoreTarget {
+    /// The embedded store in this data directory.
+    Local(PathBuf),
+    /// The server at this URL.
+    Remote(String),
+}
+
+impl StoreTarget {
+    /// The data directory, or the server `--server` (or `FACTUM_SERVER`) names. A server is
+    /// refused with `--data-dir`, and by the commands that need a data directory.
+    fn choose(cli: &Cli) -> anyhow::Result<StoreTarget> {
+        let Some(url) = &cli.server else {
+            return Ok(StoreTarget::Local(cli.data_dir.clone()));
+        };
+        let from_env = std::env::var(SERVER_ENV).ok().as_ref() == Some(url);
+        let named = if from_env {
+            format!("{SERVER_ENV}={url}")
+        } else {
+            format!("--server {url}")
+        };
+        let local_only = match &cli.command {
+            Command::Append(_)
+            | Command::Read(_)
+            | Command::ReadAll(_)
+            | Command::Tail(_)
+            | Command::Metadata(_)
+            | Command::Delete(_) => None,
+            Command::Bench(_) | Command::BenchChild(_) => Some("bench"),
+            Command::Projections(_) => Some("projections"),
+            Command::MigrateStream(_) => Some("migrate-stream"),
+            Command::Demo(_) => Some("demo"),
+            Command::Serve(_) => Some("serve"),
+        };
+        if let Some(command) = local_only {
+            bail!("`factum {command}` works on a data directory, not on a server: remove {named}");
+        }
+        if cli.data_dir_given {
+            bail!("--data-dir and {named} name two stores: give one of them");
+        }
+        Ok(StoreTarget::Remote(url.clone()))
+    }
+
+    /// Opens the store. A command that only reads (`create` false) refuses a missing data
+    /// directory, as [`open`] does.
+    async fn open(&self, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+        match self {
+            StoreTarget::Local(dir) => Ok(Arc::new(open(dir, create)?)),
+            StoreTarget::Remote(url) => Ok(Arc::new(RemoteStore::connect(url).await?)),
+        }
+    }
+}
+
 /// Opens the store. Commands that only read refuse a missing directory rather than create an
 /// empty one: a mistyped `--data-dir` should say so, not answer "not found".
 pub(crate) fn open(dir: &Path, create: bool) -> anyhow::Result<EmbeddedStore> {
@@ -107,13 +173,13 @@ fn stream_name(name: &str) -> anyhow::Result<StreamName> {
     Ok(StreamName::new(name)?)
 }
 
-async fn append(dir: &Path, args: AppendArgs) -> anyhow::Result<()> {
+async fn append(target: &StoreTarget, args: AppendArgs) -> anyhow::Result<()> {
     let stream = stream_name(&args.stream)?;
     let events = match &args.jsonl {
         Some(path) => read_jsonl(path)?,
         None => vec![single_event(&args).map_err(|error| anyhow!(error))?],
     };
-    let store = open(dir, true)?;
+    let store = target.open(true).await?;
     let result = store
         .append(&stream, args.expected_revision, events)
         .await?;
@@ -163,7 +229,7 @@ fn single_event(args: &AppendArgs) -> Result<ProposedEvent, String> {
         .with_tags(args.tags.iter().cloned()))
 }
 
-async fn read(dir: &Path, args: ReadArgs) -> anyhow::Result<()> {
+async fn read(target: &StoreTarget, args: ReadArgs) -> anyhow::Result<()> {
     let stream = stream_name(&args.stream)?;
     let mut options = if args.backwards {
         ReadStreamOptions::backwards()
@@ -176,12 +242,12 @@ async fn read(dir: &Path, args: ReadArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         options.limit = limit;
     }
-    let store = open(dir, false)?;
+    let store = target.open(false).await?;
     let events = store.read_stream(&stream, options).await?;
     print_events(&events)
 }
 
-async fn read_all(dir: &Path, args: ReadAllArgs) -> anyhow::Result<()> {
+async fn read_all(target: &StoreTarget, args: ReadAllArgs) -> anyhow::Result<()> {
     let mut options = ReadAllOptions {
         direction: if args.backwards {
             Direction::Backwards
@@ -200,7 +266,7 @@ async fn read_all(dir: &Path, args: ReadAllArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         options.limit = limit;
     }
-    let store = open(dir, false)?;
+    let store = target.open(false).await?;
     let slice = store.read_all(options).await?;
     print_events(&slice.events)
 }
@@ -221,9 +287,9 @@ fn filter(args: &FilterArgs) -> anyhow::Result<Option<EventFilter>> {
     Ok(filter)
 }
 
-async fn tail(dir: &Path, args: TailArgs) -> anyhow::Result<()> {
+async fn tail(target: &StoreTarget, args: TailArgs) -> anyhow::Result<()> {
     let stream = args.stream.as_deref().map(stream_name).transpose()?;
-    let store: Arc<dyn EventStore> = Arc::new(open(dir, true)?);
+    let store = target.open(true).await?;
     let mut subscription = match stream {
         Some(stream) => {
             let from = match args.from {
@@ -315,18 +381,18 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-async fn metadata(dir: &Path, args: MetadataArgs) -> anyhow::Result<()> {
+async fn metadata(target: &StoreTarget, args: MetadataArgs) -> anyhow::Result<()> {
     let stream = stream_name(&args.stream)?;
     match &args.set {
         None => {
-            let store = open(dir, false)?;
+            let store = target.open(false).await?;
             let result = store.stream_metadata(&stream).await?;
             print_line(&json::render_metadata(&result))
         }
         Some(text) => {
             let bytes = json::json_bytes(text, "--set").map_err(|error| anyhow!(error))?;
             let metadata = StreamMetadata::from_json(&bytes)?;
-            let store = open(dir, true)?;
+            let store = target.open(true).await?;
             let result = store
                 .set_stream_metadata(&stream, args.expected_revision, &metadata)
                 .await?;
@@ -335,9 +401,9 @@ async fn metadata(dir: &Path, args: MetadataArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn delete(dir: &Path, args: DeleteArgs) -> anyhow::Result<()> {
+async fn delete(target: &StoreTarget, args: DeleteArgs) -> anyhow::Result<()> {
     let stream = stream_name(&args.stream)?;
-    let store = open(dir, true)?;
+    let store = target.open(true).await?;
     let result = if args.tombstone {
         store
             .tombstone_stream(&stream, args.expected_revision)

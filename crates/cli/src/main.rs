@@ -4,6 +4,7 @@
 //! This file only wires them: parse, run, and turn an error into one line and an exit code.
 
 mod args;
+mod bench_server;
 mod bench_toolkit;
 mod commands;
 mod demo;

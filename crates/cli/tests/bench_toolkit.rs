@@ -65,13 +65,10 @@ fn the_toolkit_bench_reports_every_figure() {
         let rate = number(&report, field);
         assert!(rate > 0.0, "{field} is {rate}: {report}");
     }
-    // Durable commands cannot outrun the fsyncs they wait for, nor plain appends by much.
+    // Durable commands wait for fsyncs. (How their rate compares with plain appends is a
+    // figure of the report, not something a test on a busy machine can assert.)
     assert!(
         number(&report, "command_1w_fdatasync_calls") >= 1.0,
-        "{report}"
-    );
-    assert!(
-        number(&report, "command_1w_per_s") <= 2.0 * number(&report, "append_1w_events_per_s"),
         "{report}"
     );
 

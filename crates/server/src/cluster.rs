@@ -71,19 +71,39 @@ impl GossipService {
     }
 }
 
+/// The `host:port` a client addressed (HTTP/2 `:authority`), kept for [`GossipService`].
+#[derive(Debug, Clone)]
+pub struct ClientAuthority(http::uri::Authority);
+
+/// Copies the request's authority into its extensions, where a tonic handler can see it.
+pub fn remember_authority<B>(mut request: http::Request<B>) -> http::Request<B> {
+    if let Some(authority) = request.uri().authority().cloned() {
+        request.extensions_mut().insert(ClientAuthority(authority));
+    }
+    request
+}
+
 #[tonic::async_trait]
 impl Gossip for GossipService {
     async fn read(&self, request: Request<Empty>) -> Result<Response<ClusterInfo>, Status> {
+        // Configured address first; else the host and port the client used (clients that
+        // reconnect to the gossiped member then stay on the name they chose); else the
+        // connection's local address.
+        let authority = request.extensions().get::<ClientAuthority>();
         let local = request.local_addr();
         let address = self
             .advertised
             .host
             .clone()
+            .or_else(|| {
+                authority.map(|authority| authority.0.host().trim_matches(['[', ']']).to_owned())
+            })
             .or_else(|| local.map(|address| address.ip().to_string()))
             .unwrap_or_else(|| "localhost".to_owned());
         let port = self
             .advertised
             .port
+            .or_else(|| authority.and_then(|authority| authority.0.port_u16()))
             .or_else(|| local.map(|address| address.port()))
             .unwrap_or(2113);
         let member = MemberInfo {

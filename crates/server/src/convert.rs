@@ -22,6 +22,13 @@ pub const TYPE_KEY: &str = "type";
 pub const CONTENT_TYPE_KEY: &str = "content-type";
 /// When the event was recorded: 100 ns ticks since the Unix epoch, in decimal.
 pub const CREATED_KEY: &str = "created";
+/// Factum's schema version of the event, in decimal, absent when it is 1: the KurrentDB
+/// protocol has no field for it, so Factum's own client sends it in the metadata map and reads
+/// it back from there. Other clients never send it and ignore it on reads.
+pub const SCHEMA_VERSION_KEY: &str = "factum-schema-version";
+/// Factum's tags of the event, as a JSON array of strings, absent when there are none: like
+/// the schema version, carried in the metadata map because the protocol has no field for them.
+pub const TAGS_KEY: &str = "factum-tags";
 
 /// How ids go out on a read: the request's `uuid_option`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,14 +138,30 @@ impl WireEvent {
         let content_type = metadata
             .remove(CONTENT_TYPE_KEY)
             .ok_or_else(|| ApiError::missing_metadata(CONTENT_TYPE_KEY))?;
+        let schema_version = match metadata.remove(SCHEMA_VERSION_KEY) {
+            None => 1,
+            Some(text) => text.parse::<u32>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{SCHEMA_VERSION_KEY} {text:?} is not a schema version (a decimal number)"
+                ))
+            })?,
+        };
+        let tags = match metadata.remove(TAGS_KEY) {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str::<Vec<String>>(&text).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{TAGS_KEY} {text:?} is not a JSON array of strings"
+                ))
+            })?,
+        };
         Ok(ProposedEvent {
             id: EventId(id),
             event_type,
-            schema_version: 1,
+            schema_version,
             content_type,
             data: self.data,
             metadata: self.custom_metadata,
-            tags: Vec::new(),
+            tags,
         })
     }
 }
@@ -160,6 +183,18 @@ pub fn event_to_wire(event: &RecordedEvent, format: UuidFormat) -> ReadResp {
         CREATED_KEY.to_owned(),
         created_ticks(event.recorded_at).to_string(),
     );
+    if event.schema_version != 1 {
+        metadata.insert(
+            SCHEMA_VERSION_KEY.to_owned(),
+            event.schema_version.to_string(),
+        );
+    }
+    if !event.tags.is_empty() {
+        metadata.insert(
+            TAGS_KEY.to_owned(),
+            serde_json::to_string(&event.tags).expect("strings serialise"),
+        );
+    }
     let position = event.position.value();
     let recorded = read_event::RecordedEvent {
         id: Some(uuid_to_wire(event.id.0, format)),
@@ -285,6 +320,95 @@ mod tests {
         assert!(filter.matches_parts(&stream, "MoneyDeposited"));
         assert!(!filter.matches_parts(&stream, "$metadata"));
         assert!(!filter.matches_parts(&stream, "PersistentConfig1"));
+    }
+
+    #[test]
+    fn the_schema_version_travels_in_the_metadata_map_when_it_is_not_1() {
+        let proposed = |version: Option<&str>| WireEvent {
+            id: Some(uuid_to_wire(Uuid::new_v4(), UuidFormat::String)),
+            metadata: [(TYPE_KEY, "Opened"), (CONTENT_TYPE_KEY, "application/json")]
+                .into_iter()
+                .chain(version.map(|version| (SCHEMA_VERSION_KEY, version)))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            custom_metadata: Bytes::new(),
+            data: Bytes::from_static(b"{}"),
+        };
+        assert_eq!(proposed(None).into_proposed().unwrap().schema_version, 1);
+        let event = proposed(Some("3")).into_proposed().unwrap();
+        assert_eq!(event.schema_version, 3);
+        let error = proposed(Some("three")).into_proposed().err().unwrap();
+        assert!(error.to_string().contains(SCHEMA_VERSION_KEY), "{error}");
+
+        let recorded = |schema_version| RecordedEvent {
+            id: EventId(Uuid::new_v4()),
+            stream: StreamName::new("s").unwrap(),
+            revision: 0,
+            position: factum_core::Position(1),
+            event_type: "Opened".into(),
+            schema_version,
+            content_type: "application/json".into(),
+            data: Bytes::new(),
+            metadata: Bytes::new(),
+            tags: Vec::new(),
+            recorded_at: Timestamp::EPOCH,
+        };
+        let metadata = |schema_version| {
+            let reply = event_to_wire(&recorded(schema_version), UuidFormat::String);
+            match reply.content {
+                Some(read_resp::Content::Event(read_resp::ReadEvent {
+                    event: Some(event),
+                    ..
+                })) => event.metadata,
+                other => panic!("not an event: {other:?}"),
+            }
+        };
+        assert_eq!(metadata(3)[SCHEMA_VERSION_KEY], "3");
+        // Version 1 adds nothing: KurrentDB clients see exactly what they expect.
+        assert!(!metadata(1).contains_key(SCHEMA_VERSION_KEY));
+    }
+
+    #[test]
+    fn tags_travel_as_a_json_array_in_the_metadata_map_when_there_are_some() {
+        let proposed = |tags: Option<&str>| WireEvent {
+            id: Some(uuid_to_wire(Uuid::new_v4(), UuidFormat::String)),
+            metadata: [(TYPE_KEY, "Opened"), (CONTENT_TYPE_KEY, "application/json")]
+                .into_iter()
+                .chain(tags.map(|tags| (TAGS_KEY, tags)))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            custom_metadata: Bytes::new(),
+            data: Bytes::from_static(b"{}"),
+        };
+        assert!(proposed(None).into_proposed().unwrap().tags.is_empty());
+        let event = proposed(Some(r#"["vip","region:eu"]"#))
+            .into_proposed()
+            .unwrap();
+        assert_eq!(event.tags, ["vip", "region:eu"]);
+        let error = proposed(Some("vip")).into_proposed().err().unwrap();
+        assert!(error.to_string().contains(TAGS_KEY), "{error}");
+
+        let recorded = |tags: Vec<String>| RecordedEvent {
+            id: EventId(Uuid::new_v4()),
+            stream: StreamName::new("s").unwrap(),
+            revision: 0,
+            position: factum_core::Position(1),
+            event_type: "Opened".into(),
+            schema_version: 1,
+            content_type: "application/json".into(),
+            data: Bytes::new(),
+            metadata: Bytes::new(),
+            tags,
+            recorded_at: Timestamp::EPOCH,
+        };
+        let metadata = |tags| match event_to_wire(&recorded(tags), UuidFormat::String).content {
+            Some(read_resp::Content::Event(read_resp::ReadEvent {
+                event: Some(event), ..
+            })) => event.metadata,
+            other => panic!("not an event: {other:?}"),
+        };
+        assert_eq!(metadata(vec!["vip".into()])[TAGS_KEY], r#"["vip"]"#);
+        assert!(!metadata(Vec::new()).contains_key(TAGS_KEY));
     }
 
     #[test]

@@ -18,6 +18,10 @@ use tonic::{Code, Status};
 
 use crate::convert::{expected_number, stream_to_wire};
 
+/// The trailer that says which error of the store a delete's "wrong expected version" status
+/// stands for ([`Error::kind`]: `stream_not_found` or `wrong_expected_revision`).
+pub const FACTUM_ERROR_TRAILER: &str = "factum-error";
+
 /// What went wrong with a request, before it is put in a protocol's shape.
 #[derive(Debug)]
 pub enum ApiError {
@@ -142,10 +146,34 @@ impl ApiError {
 
     /// The error of a soft delete or tombstone: a wrong expected revision (or a stream that was
     /// never written) is reported as the text the Python client parses.
+    ///
+    /// Both report "actual version -1" for a stream without visible events, so the trailer
+    /// [`FACTUM_ERROR_TRAILER`] adds which of the two it is, for Factum's own client (other
+    /// clients ignore unknown trailers).
     pub fn to_delete_status(&self, stream: &StreamName, expected: ExpectedRevision) -> Status {
-        let actual = match self {
-            ApiError::Store(Error::WrongExpectedRevision { actual, .. }) => actual_number(*actual),
-            ApiError::Store(Error::StreamNotFound { .. }) => -1,
+        // Deleting a soft-deleted stream with "stream exists": KurrentDB answers "deleted"
+        // (Python: StreamIsDeletedError); the trailer tells Factum's client what the store said.
+        if let (
+            ExpectedRevision::StreamExists,
+            ApiError::Store(
+                error @ Error::WrongExpectedRevision {
+                    actual: CurrentRevision::NoStream,
+                    ..
+                },
+            ),
+        ) = (expected, self)
+        {
+            let mut status = stream_deleted(stream);
+            if let Ok(kind) = MetadataValue::try_from(error.kind()) {
+                status.metadata_mut().insert(FACTUM_ERROR_TRAILER, kind);
+            }
+            return status;
+        }
+        let (actual, kind) = match self {
+            ApiError::Store(error @ Error::WrongExpectedRevision { actual, .. }) => {
+                (actual_number(*actual), error.kind())
+            }
+            ApiError::Store(error @ Error::StreamNotFound { .. }) => (-1, error.kind()),
             _ => return self.to_status(),
         };
         let expected = expected_number(expected);
@@ -160,6 +188,7 @@ impl ApiError {
                 ("stream-name", stream.as_str().into()),
                 ("expected-version", expected.to_string()),
                 ("actual-version", actual.to_string()),
+                (FACTUM_ERROR_TRAILER, kind.to_owned()),
             ],
         )
     }
@@ -342,6 +371,10 @@ mod tests {
              version: 5"
         );
         assert_eq!(status.metadata().get("actual-version").unwrap(), "5");
+        assert_eq!(
+            status.metadata().get(FACTUM_ERROR_TRAILER).unwrap(),
+            "wrong_expected_revision"
+        );
         let missing = ApiError::Store(Error::StreamNotFound {
             stream: stream("b"),
         })
@@ -350,6 +383,11 @@ mod tests {
             missing
                 .message()
                 .ends_with("Expected version: -2, Actual version: -1")
+        );
+        // A wrong revision on a soft-deleted stream says the same: the trailer tells them apart.
+        assert_eq!(
+            missing.metadata().get(FACTUM_ERROR_TRAILER).unwrap(),
+            "stream_not_found"
         );
     }
 

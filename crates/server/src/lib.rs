@@ -46,7 +46,7 @@ pub const DEFAULT_PORT: u16 = 2113;
 /// The largest message the server sends. The Python client refuses messages above 17 MiB.
 const MAX_ENCODED_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Headroom above the largest append for the envelope of the message that carries it.
+/// Headroom for the envelope of the message that carries an append.
 const MESSAGE_OVERHEAD_BYTES: usize = 1024 * 1024;
 
 /// How the server behaves, beyond the store it serves.
@@ -82,14 +82,15 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Binds every address `addresses` name. A name that resolves to several addresses (such as
-/// `localhost`, to `127.0.0.1` and `::1`) gets a listener on each; an address that cannot be
-/// bound is skipped with a warning when another one of the same name could be (a machine
-/// without IPv6), and is an error otherwise.
+/// Binds every address `addresses` name. A name that resolves to several addresses gets a
+/// listener on each; `localhost` always means both loopbacks, `127.0.0.1` and `::1`, whatever
+/// the hosts file says (clients resolve it to either). An address that cannot be bound is
+/// skipped with a warning when another one of the same name could be (a machine without
+/// IPv6), and is an error otherwise.
 pub async fn bind(addresses: &[String]) -> io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for name in addresses {
-        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str()).await?.collect();
+        let resolved = resolve(name).await?;
         let mut bound = 0;
         let mut last_error = None;
         for address in &resolved {
@@ -129,6 +130,23 @@ pub async fn bind(addresses: &[String]) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// The addresses a `HOST:PORT` name stands for.
+async fn resolve(name: &str) -> io::Result<Vec<SocketAddr>> {
+    if let Some(port) = name.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid port in {name:?}"),
+            )
+        })?;
+        return Ok(vec![
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+        ]);
+    }
+    Ok(tokio::net::lookup_host(name).await?.collect())
+}
+
 /// Serves `store` on `listeners` until `shutdown` completes, then shuts down gracefully:
 /// stops accepting, ends subscriptions and idle BatchAppend calls (UNAVAILABLE, so clients
 /// reconnect), lets in-flight appends finish and answer, and returns.
@@ -142,7 +160,11 @@ pub async fn serve(
     let max_append_bytes = options
         .max_append_bytes
         .unwrap_or(store.limits().append_size_bytes_max);
-    let max_decoded_message_bytes = max_append_bytes.saturating_add(MESSAGE_OVERHEAD_BYTES);
+    // Room for an append well over the limit, so it gets the protocol's "Maximum Append Size"
+    // answer rather than the transport's; a message past this is refused before decoding.
+    let max_decoded_message_bytes = max_append_bytes
+        .saturating_mul(2)
+        .saturating_add(MESSAGE_OVERHEAD_BYTES);
     let streams = StreamsServer::new(streams::StreamsService::new(
         store,
         signal.clone(),
@@ -165,6 +187,10 @@ pub async fn serve(
     });
 
     tonic::transport::Server::builder()
+        // Gossip answers with the host the client used, which only the request URI knows.
+        .layer(tower::util::MapRequestLayer::new(
+            cluster::remember_authority,
+        ))
         .add_service(streams)
         .add_service(gossip)
         .add_service(features)
@@ -176,4 +202,23 @@ pub async fn serve(
         })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn localhost_means_both_loopbacks_and_a_bad_port_is_refused() {
+        let addresses = resolve("localhost:2113").await.unwrap();
+        assert_eq!(
+            addresses,
+            vec![
+                "127.0.0.1:2113".parse::<SocketAddr>().unwrap(),
+                "[::1]:2113".parse().unwrap()
+            ]
+        );
+        assert!(resolve("localhost:http").await.is_err());
+        assert!(bind(&[]).await.is_err());
+    }
 }

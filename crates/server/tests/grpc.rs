@@ -600,3 +600,119 @@ async fn reading_a_missing_stream_answers_stream_not_found_and_a_tombstoned_one_
     assert_eq!(status.message(), "Event stream 'gone' is deleted.");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn gossip_names_one_leader_at_the_host_the_client_used() {
+    use factum_proto::gossip::gossip_client::GossipClient;
+    use factum_proto::gossip::member_info::VNodeState;
+    let server = TestServer::start(memory_store()).await;
+    let port = server.address.rsplit_once(':').unwrap().1.to_owned();
+    let channel = tonic::transport::Channel::from_shared(format!("http://localhost:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let cluster = GossipClient::new(channel)
+        .read(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cluster.members.len(), 1);
+    let member = &cluster.members[0];
+    assert_eq!(member.state, VNodeState::Leader as i32);
+    assert!(member.is_alive);
+    let endpoint = member.http_end_point.as_ref().unwrap();
+    assert_eq!(endpoint.address, "localhost");
+    assert_eq!(endpoint.port.to_string(), port);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_features_list_exactly_the_served_methods_and_the_rest_is_unimplemented() {
+    use factum_proto::server_features::server_features_client::ServerFeaturesClient;
+    let server = TestServer::start(memory_store()).await;
+    let channel = server.channel().await;
+    let features = ServerFeaturesClient::new(channel.clone())
+        .get_supported_methods(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let listed: Vec<String> = features
+        .methods
+        .iter()
+        .map(|method| format!("{}/{}", method.service_name, method.method_name))
+        .collect();
+    assert!(listed.contains(&"event_store.client.streams.streams/batchappend".to_owned()));
+    assert!(!listed.iter().any(|method| method.ends_with("/create")));
+    assert_eq!(features.event_store_server_version, "25.0.0");
+
+    // Every listed method answers something other than UNIMPLEMENTED; unlisted ones do.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for (path, implemented) in [
+        ("/event_store.client.gossip.Gossip/Read", true),
+        (
+            "/event_store.client.persistent_subscriptions.PersistentSubscriptions/List",
+            true,
+        ),
+        (
+            "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Create",
+            false,
+        ),
+        ("/event_store.client.users.Users/Create", false),
+        ("/event_store.client.projections.Projections/Create", false),
+        (
+            "/event_store.client.operations.Operations/StartScavenge",
+            false,
+        ),
+    ] {
+        grpc.ready().await.unwrap();
+        let outcome: Result<tonic::Response<Empty>, tonic::Status> = grpc
+            .unary(
+                tonic::Request::new(Empty {}),
+                path.parse().unwrap(),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await;
+        let unimplemented = matches!(&outcome, Err(status) if status.code() == Code::Unimplemented);
+        assert_eq!(!unimplemented, implemented, "{path}: {outcome:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_soft_deleted_stream_with_stream_exists_answers_that_it_is_deleted() {
+    use factum_proto::streams::{DeleteReq, delete_req};
+    let server = TestServer::start(memory_store()).await;
+    let stream = StreamName::new("closed").unwrap();
+    server
+        .store
+        .append(
+            &stream,
+            ExpectedRevision::NoStream,
+            vec![ProposedEvent::bytes("A", "x")],
+        )
+        .await
+        .unwrap();
+    server
+        .store
+        .delete_stream(&stream, ExpectedRevision::Any)
+        .await
+        .unwrap();
+    let mut client = server.client().await;
+    let delete = |expected| DeleteReq {
+        options: Some(delete_req::Options {
+            stream_identifier: Some(stream_id("closed")),
+            expected_stream_revision: Some(expected),
+        }),
+    };
+    use delete_req::options::ExpectedStreamRevision as Expected;
+    let status = client
+        .delete(delete(Expected::StreamExists(Empty {})))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(status.message(), "Event stream 'closed' is deleted.");
+    // Repeating the delete with the old last revision succeeds, as with KurrentDB.
+    client.delete(delete(Expected::Revision(0))).await.unwrap();
+    server.stop().await;
+}

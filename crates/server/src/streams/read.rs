@@ -89,8 +89,10 @@ pub async fn read(
                 .control_option
                 .as_ref()
                 .map_or(0, |control| control.compatibility);
+            let to_all = matches!(stream_option, StreamOption::All(_));
             Ok(subscription_stream(
                 subscription.with_page_events(SUBSCRIPTION_PAGE_EVENTS),
+                to_all,
                 format,
                 compatibility,
                 shutdown,
@@ -370,6 +372,7 @@ async fn subscribe_to_all(
 /// shuts down (UNAVAILABLE, so clients reconnect elsewhere or later).
 fn subscription_stream(
     subscription: Subscription,
+    to_all: bool,
     format: UuidFormat,
     compatibility: u32,
     shutdown: Shutdown,
@@ -381,43 +384,60 @@ fn subscription_stream(
             },
         )),
     };
-    let messages = stream::unfold(Some(subscription), move |subscription| {
+    let cursor = SubscriptionCursor {
+        subscription,
+        to_all,
+        last_revision: None,
+        last_position: None,
+    };
+    let messages = stream::unfold(Some(cursor), move |cursor| {
         let shutdown = shutdown.clone();
         async move {
-            let mut subscription = subscription?;
+            let mut cursor = cursor?;
             loop {
                 let message = tokio::select! {
                     biased;
                     () = shutdown.clone().wait() => {
                         return Some((Err(ApiError::ShuttingDown.to_status()), None));
                     }
-                    message = subscription.next() => message,
+                    message = cursor.subscription.next() => message,
                 };
                 let reply = match message {
-                    Some(Ok(SubscriptionMessage::Event(event))) => event_to_wire(&event, format),
-                    Some(Ok(SubscriptionMessage::Checkpoint(position))) => ReadResp {
-                        content: Some(read_resp::Content::Checkpoint(read_resp::Checkpoint {
-                            commit_position: position.value(),
-                            prepare_position: position.value(),
-                            timestamp: Some(now()),
-                        })),
-                    },
-                    Some(Ok(SubscriptionMessage::CaughtUp)) => ReadResp {
-                        content: Some(read_resp::Content::CaughtUp(read_resp::CaughtUp {
-                            timestamp: Some(now()),
-                            stream_revision: None,
-                            position: None,
-                        })),
-                    },
+                    Some(Ok(SubscriptionMessage::Event(event))) => {
+                        cursor.last_revision = Some(event.revision);
+                        cursor.last_position = Some(event.position.value());
+                        event_to_wire(&event, format)
+                    }
+                    Some(Ok(SubscriptionMessage::Checkpoint(position))) => {
+                        cursor.last_position = Some(position.value());
+                        ReadResp {
+                            content: Some(read_resp::Content::Checkpoint(read_resp::Checkpoint {
+                                commit_position: position.value(),
+                                prepare_position: position.value(),
+                                timestamp: Some(now()),
+                            })),
+                        }
+                    }
+                    Some(Ok(SubscriptionMessage::CaughtUp)) => {
+                        let (stream_revision, position) = cursor.reached();
+                        ReadResp {
+                            content: Some(read_resp::Content::CaughtUp(read_resp::CaughtUp {
+                                timestamp: Some(now()),
+                                stream_revision,
+                                position,
+                            })),
+                        }
+                    }
                     Some(Ok(SubscriptionMessage::FellBehind)) => {
                         if compatibility < FELL_BEHIND_COMPATIBILITY {
                             continue;
                         }
+                        let (stream_revision, position) = cursor.reached();
                         ReadResp {
                             content: Some(read_resp::Content::FellBehind(read_resp::FellBehind {
                                 timestamp: Some(now()),
-                                stream_revision: None,
-                                position: None,
+                                stream_revision,
+                                position,
                             })),
                         }
                     }
@@ -426,11 +446,38 @@ fn subscription_stream(
                     }
                     None => return None,
                 };
-                return Some((Ok(reply), Some(subscription)));
+                return Some((Ok(reply), Some(cursor)));
             }
         }
     });
     Box::pin(stream::once(async move { Ok(confirmation) }).chain(messages))
+}
+
+/// A subscription and how far it has delivered, for the caught-up and fell-behind messages.
+struct SubscriptionCursor {
+    subscription: Subscription,
+    to_all: bool,
+    last_revision: Option<u64>,
+    last_position: Option<u64>,
+}
+
+impl SubscriptionCursor {
+    /// Where the subscription stands: the last revision delivered (stream subscriptions) or the
+    /// last position delivered or checkpointed (`$all`); absent before anything was delivered.
+    fn reached(&self) -> (Option<i64>, Option<read_resp::Position>) {
+        if self.to_all {
+            let position = self.last_position.map(|position| read_resp::Position {
+                commit_position: position,
+                prepare_position: position,
+            });
+            (None, position)
+        } else {
+            let revision = self
+                .last_revision
+                .map(|revision| i64::try_from(revision).unwrap_or(i64::MAX));
+            (revision, None)
+        }
+    }
 }
 
 fn now() -> prost_types::Timestamp {

@@ -60,13 +60,9 @@ impl TestServer {
         StreamsClient::new(channel)
     }
 
-    /// A connection with small HTTP/2 windows, so what the client side buffers stays small
-    /// next to what the server holds (for the memory test).
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.address))
             .unwrap()
-            .initial_stream_window_size(64 * 1024)
-            .initial_connection_window_size(1024 * 1024)
             .connect()
             .await
             .expect("connect to the test server")
