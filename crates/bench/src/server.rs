@@ -141,7 +141,7 @@ pub struct ServerBenchConfig {
 
 impl ServerBenchConfig {
     /// The defaults: a million events, 8 s windows after 1 s warm-ups, a 3 s probe, 8 batch
-    /// clients. A default run takes about a minute and a half.
+    /// clients. A default run takes a little over a minute.
     pub fn new(exe: PathBuf) -> ServerBenchConfig {
         ServerBenchConfig {
             events: 1_000_000,

@@ -14,11 +14,11 @@ pub enum BenchMode {
     /// snapshot, rebuilding the account_summary projection into SQLite, and the cost of
     /// upcasting v1 events. Prints one JSON object. A default run takes a few minutes.
     Toolkit(ToolkitArgs),
-    /// Measures `factum serve`: a server in a child process on a temporary store, loaded over
+    /// Measures `factum serve`: servers in child processes on temporary stores, loaded over
     /// gRPC by concurrent client connections (Append one event at a time from 1 and 64
-    /// clients, BatchAppend 100 at a time, a read of $all over a million events), beside the
-    /// engine in-process, with the server's memory. Prints one JSON object with the targets.
-    /// A default run takes about a minute and a half.
+    /// clients, BatchAppend 100 at a time from 1 and --batch-clients clients, a read of $all
+    /// over --events events), beside the engine in-process, with the server's memory. Prints
+    /// one JSON object with the targets. A default run takes a little over a minute.
     Server(crate::bench_server::ServerArgs),
 }
 
