@@ -23,11 +23,11 @@ Exit codes:
 The data directory belongs to one process at a time: while one `factum` (a running `tail`, say)
 holds it, another is refused with an error naming the holder's process id.
 
-With --server URL (or FACTUM_SERVER=URL), append, read, read-all, tail, metadata and delete work
-on a running `factum serve` (or another KurrentDB-compatible server) instead of a data directory,
-with the same output; the other commands need a data directory and refuse it. URL is
-http://HOST:PORT or kurrentdb://HOST:PORT?tls=false (TLS is not supported yet). A server has no
-field for event tags: appending tagged events to one is refused.";
+With --server URL (or FACTUM_SERVER=URL), append, read, read-all, tail, metadata, delete and user
+work on a running `factum serve` (or another KurrentDB-compatible server) instead of a data
+directory, with the same output, and `status` reads the server's metrics; bench, projections,
+migrate-stream, demo and serve need a data directory and refuse it. URL is http://HOST:PORT or
+kurrentdb://HOST:PORT?tls=false (the client side does not speak TLS yet).";
 
 /// Factum's command-line tool: append events to and read them from an embedded event store, or
 /// from a server.
@@ -50,7 +50,8 @@ pub struct Cli {
     pub data_dir_given: bool,
 
     /// A server to work on instead of the data directory: http://HOST:PORT or
-    /// kurrentdb://HOST:PORT?tls=false. For append, read, read-all, tail, metadata and delete.
+    /// kurrentdb://HOST:PORT?tls=false. For append, read, read-all, tail, metadata and delete,
+    /// and the server `status` summarises.
     #[arg(long, global = true, value_name = "URL", env = "FACTUM_SERVER")]
     pub server: Option<String>,
 
@@ -144,8 +145,27 @@ pub enum Command {
     ///
     /// By default: the store in ./factum-data, listening on localhost:2113 (IPv4 and IPv6
     /// loopback), plain-text HTTP/2 with anonymous access. Prints `listening on ADDRESS` for
-    /// each listener once ready; SIGINT/SIGTERM shut it down gracefully.
+    /// each listener once ready; SIGINT/SIGTERM shut it down gracefully. --tls-cert and
+    /// --tls-key serve TLS (SIGHUP reloads them); plain text beyond loopback needs --insecure.
     Serve(crate::serve::ServeArgs),
+
+    /// Writes a development certificate authority (ca.pem) and a server certificate signed by
+    /// it (server.pem, server.key; for localhost, 127.0.0.1 and ::1) into --out, for
+    /// `factum serve --tls-cert server.pem --tls-key server.key`; clients trust ca.pem.
+    DevCert(crate::dev_cert::DevCertArgs),
+
+    /// Summarises a running server's metrics for a person: events stored and written, append
+    /// rate, fsync latency (p50, p99) and group commits, active subscriptions and their worst
+    /// lag, errors by kind. Needs --server URL (plain HTTP); --json prints one JSON object.
+    ///
+    /// The figures come from the server's Prometheus endpoint, GET /metrics.
+    Status(crate::status::StatusArgs),
+
+    /// Manages the users of a store (kept in the store itself, passwords hashed with Argon2id):
+    /// add, passwd, disable, enable, list. Passwords are read from standard input, a file or an
+    /// environment variable, never from the command line. Works on the data directory (with the
+    /// server stopped) or on a server with --server.
+    User(crate::user::UserArgs),
 }
 
 /// The arguments of `factum bench`.

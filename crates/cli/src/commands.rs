@@ -57,6 +57,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MigrateStream(args) => crate::migrate::run(dir, args).await,
         Command::Demo(args) => crate::demo::run(cli.data_dir_given.then_some(dir), args).await,
         Command::Serve(args) => crate::serve::run(dir, cli.data_dir_given, args).await,
+        Command::DevCert(args) => crate::dev_cert::run(args),
+        Command::Status(args) => crate::status::run(cli.server.as_deref(), args).await,
+        Command::User(args) => crate::user::run(target.open(true).await?, args).await,
     }
 }
 
@@ -127,7 +130,10 @@ impl StoreTarget {
             | Command::ReadAll(_)
             | Command::Tail(_)
             | Command::Metadata(_)
-            | Command::Delete(_) => None,
+            | Command::Delete(_)
+            | Command::DevCert(_)
+            | Command::Status(_)
+            | Command::User(_) => None,
             Command::Bench(_) | Command::BenchChild(_) => Some("bench"),
             Command::Projections(_) => Some("projections"),
             Command::MigrateStream(_) => Some("migrate-stream"),

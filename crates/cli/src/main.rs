@@ -8,10 +8,13 @@ mod bench_server;
 mod bench_toolkit;
 mod commands;
 mod demo;
+mod dev_cert;
 mod json;
 mod migrate;
 mod projections;
 mod serve;
+mod status;
+mod user;
 
 use std::process::ExitCode;
 

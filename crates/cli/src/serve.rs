@@ -2,7 +2,9 @@
 //!
 //! Settings come from the command line, then a TOML config file (`--config`), then defaults:
 //! the store in `./factum-data`, listening on `localhost:2113` (IPv4 and IPv6 loopback),
-//! plain-text HTTP/2 with anonymous access. Once every listener is bound the server prints one
+//! plain-text HTTP/2 with anonymous access. `--tls-cert` and `--tls-key` serve TLS instead
+//! (reloaded on SIGHUP); plain text on an address other than loopback needs `--insecure`.
+//! Once every listener is bound the server prints one
 //! `listening on ADDRESS` line per listener on standard output (scripts and tests wait for it);
 //! logs go to standard error. SIGINT or SIGTERM shut it down gracefully: no new calls,
 //! subscriptions ended, in-flight appends finished and answered, the store closed.
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use factum_log::EmbeddedStore;
+use factum_server::metrics::{EngineSnapshot, EngineStatsSource, HistogramData};
 use factum_server::{Advertised, DEFAULT_PORT, ServerOptions};
 use serde::Deserialize;
 
@@ -38,8 +41,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_append_bytes: Option<usize>,
 
+    /// The server's certificate chain, a PEM file (with --tls-key): serves TLS, and reloads
+    /// both files on SIGHUP. `factum dev-cert` makes a pair for development.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, a PEM file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serves plain text on addresses other than loopback (logged as a warning): anyone on
+    /// the network can read and write the store. Without TLS it is needed for any address
+    /// but loopback.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub insecure: bool,
+
+    /// How logs on standard error are written: `text` (for people) or `json` (one object a
+    /// line, for log collectors). `RUST_LOG` chooses the level (default info; `debug` logs
+    /// every gRPC call).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
     /// A TOML file with any of: `data_dir`, `listen` (a list), `advertise`,
-    /// `max_append_bytes`. Command-line options win over it.
+    /// `max_append_bytes`, `tls_cert`, `tls_key`, `insecure`. Command-line options win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -52,11 +76,14 @@ struct ConfigFile {
     listen: Option<Vec<String>>,
     advertise: Option<String>,
     max_append_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure: Option<bool>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.log_format);
     let config = match &args.config {
         Some(path) => read_config(path)?,
         None => ConfigFile::default(),
@@ -73,15 +100,40 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
             .unwrap_or_else(|| vec![DEFAULT_LISTEN.to_owned()])
     };
     let advertised = parse_advertised(args.advertise.or(config.advertise).as_deref())?;
+    let tls = load_tls(
+        args.tls_cert.or(config.tls_cert),
+        args.tls_key.or(config.tls_key),
+    )?;
+    if let Some(tls) = &tls {
+        // Watched from now on, so a SIGHUP once the server is listening never stops it.
+        reload_on_hangup(tls.clone());
+    }
+    let insecure = args.insecure || config.insecure.unwrap_or(false);
+    let transport = if tls.is_some() {
+        "TLS"
+    } else {
+        "plain-text HTTP/2"
+    };
     let options = ServerOptions {
+        tls,
         advertised,
         max_append_bytes: args.max_append_bytes.or(config.max_append_bytes),
+        engine_stats: None,
     };
 
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store = crate::commands::open(&data_dir, true)?;
+    let options = ServerOptions {
+        engine_stats: Some(engine_stats_source(&store)),
+        ..options
+    };
     let listeners = factum_server::bind(&listen).await?;
+    let bound = listeners
+        .iter()
+        .map(|listener| listener.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    check_plain_text(&bound, options.tls.is_some(), insecure)?;
     let mut addresses = Vec::new();
     for listener in &listeners {
         let address = listener.local_addr()?;
@@ -91,7 +143,8 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
     tracing::info!(
         data_dir = %data_dir.display(),
         listen = ?addresses,
-        "factum serve: ready (plain-text HTTP/2, anonymous access)"
+        transport,
+        "factum serve: ready (anonymous access)"
     );
 
     let store: Arc<EmbeddedStore> = Arc::new(store);
@@ -103,6 +156,81 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
         Err(_) => tracing::debug!("the store closes when the last call ends"),
     }
     tracing::info!("factum serve: stopped");
+    Ok(())
+}
+
+/// The TLS configuration the two files make, if given (clap and the config file make sure
+/// both are, or neither).
+fn load_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<factum_server::TlsConfig>> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(certificate_chain), Some(private_key)) => {
+            let config = factum_server::TlsConfig::load(factum_server::TlsSettings {
+                certificate_chain,
+                private_key,
+            })?;
+            Ok(Some(config))
+        }
+        (Some(_), None) => anyhow::bail!("tls_cert is set but tls_key is not: give both"),
+        (None, Some(_)) => anyhow::bail!("tls_key is set but tls_cert is not: give both"),
+    }
+}
+
+/// Reloads the TLS certificate and key on each SIGHUP, for as long as the process runs.
+fn reload_on_hangup(tls: factum_server::TlsConfig) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        tls.reload_and_log();
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGHUP; the TLS certificate will not reload");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tls;
+    }
+}
+
+/// Plain text is the default on loopback only: elsewhere it takes `--insecure`, and a warning.
+fn check_plain_text(
+    bound: &[std::net::SocketAddr],
+    tls: bool,
+    insecure: bool,
+) -> anyhow::Result<()> {
+    if tls {
+        return Ok(());
+    }
+    let exposed: Vec<String> = bound
+        .iter()
+        .filter(|address| !address.ip().is_loopback())
+        .map(ToString::to_string)
+        .collect();
+    if exposed.is_empty() {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        insecure,
+        "refusing to serve plain text on {}, which is not loopback: give --tls-cert and \
+         --tls-key (`factum dev-cert` makes a pair for development), or --insecure to let \
+         anyone on the network read and write the store",
+        exposed.join(", ")
+    );
+    tracing::warn!(
+        listen = ?exposed,
+        "--insecure: serving plain text, unauthenticated, beyond loopback"
+    );
     Ok(())
 }
 
@@ -159,15 +287,48 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to standard error; `RUST_LOG` chooses the level (default `info`).
-fn init_logging() {
+/// How `factum serve` writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (coloured on a terminal).
+    Text,
+    /// One JSON object a line: time, level, message, fields, target.
+    Json,
+}
+
+/// Logs to standard error in `format`; `RUST_LOG` chooses the level (default `info`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+}
+
+/// The embedded engine's figures (fsync latency, group-commit sizes), for `/metrics`.
+fn engine_stats_source(store: &EmbeddedStore) -> EngineStatsSource {
+    let stats = store.stats();
+    // Divided rather than multiplied, so bounds print as `0.00005`, not `0.000049999…`.
+    let histogram = |snapshot: factum_log::HistogramSnapshot, divisor: f64| HistogramData {
+        bounds: snapshot
+            .bounds
+            .iter()
+            .map(|bound| *bound as f64 / divisor)
+            .collect(),
+        counts: snapshot.counts,
+        sum: snapshot.sum as f64 / divisor,
+    };
+    EngineStatsSource::new(move || EngineSnapshot {
+        fsync_seconds: histogram(stats.fsync_micros.snapshot(), 1e6),
+        group_commit_events: histogram(stats.group_events.snapshot(), 1.0),
+        group_commit_writes: histogram(stats.group_writes.snapshot(), 1.0),
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +345,27 @@ mod tests {
         let ipv6 = parse_advertised(Some("[::1]:2113")).unwrap();
         assert_eq!(ipv6.host.as_deref(), Some("::1"));
         assert!(parse_advertised(Some("host:notaport")).is_err());
+    }
+
+    #[test]
+    fn plain_text_beyond_loopback_needs_insecure() {
+        let loopback: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:2113".parse().unwrap(),
+            "[::1]:2113".parse().unwrap(),
+        ];
+        let exposed: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:2113".parse().unwrap(),
+            "0.0.0.0:2113".parse().unwrap(),
+        ];
+        assert!(check_plain_text(&loopback, false, false).is_ok());
+        let refused = check_plain_text(&exposed, false, false).unwrap_err();
+        assert!(refused.to_string().contains("0.0.0.0:2113"), "{refused}");
+        assert!(check_plain_text(&exposed, false, true).is_ok());
+        assert!(check_plain_text(&exposed, true, false).is_ok());
+        let parsed: ConfigFile =
+            toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ninsecure = false").unwrap();
+        assert_eq!(parsed.tls_cert.unwrap(), PathBuf::from("c.pem"));
+        assert!(load_tls(Some("c.pem".into()), None).is_err());
     }
 
     #[test]

@@ -240,11 +240,17 @@ struct Server {
 impl Server {
     /// Starts `factum serve` on `data_dir` and a free port; returns once it is listening.
     fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with more options for `factum serve`.
+    fn start_with(data_dir: &Path, options: &[OsString]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -471,9 +477,20 @@ fn data_dir() -> (TempDir, PathBuf) {
 
 /// Runs one scenario against its own server, then stops the server with SIGTERM.
 fn scenario(program: &Path, script: PathBuf, uri: impl FnOnce(&Server) -> String, cwd: &Path) {
+    scenario_with(program, script, &[], uri, cwd);
+}
+
+/// [`scenario`] against a server started with more options.
+fn scenario_with(
+    program: &Path,
+    script: PathBuf,
+    server_options: &[OsString],
+    uri: impl FnOnce(&Server) -> String,
+    cwd: &Path,
+) {
     assert!(script.exists(), "no scenario {}", script.display());
     let (_temp, data_dir) = data_dir();
-    let server = Server::start(&data_dir);
+    let server = Server::start_with(&data_dir, server_options);
     let args = [script.clone().into_os_string(), uri(&server).into()];
     let outcome = run_script(program, &args, cwd);
     let (status, log) = server.terminate();
@@ -501,6 +518,47 @@ fn node_scenario(file: &str) {
     scenario(Path::new("node"), dir.join(file), Server::node_uri, dir);
 }
 
+/// A `factum dev-cert` pair in `dir`: the server's TLS options, and the CA file for clients.
+fn dev_cert(dir: &Path) -> (Vec<OsString>, PathBuf) {
+    let out = dir.join("certs");
+    let output = Command::new(env!("CARGO_BIN_EXE_factum"))
+        .arg("dev-cert")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("cannot run `factum dev-cert`");
+    assert!(
+        output.status.success(),
+        "`factum dev-cert` failed: {output:?}"
+    );
+    let options = vec![
+        "--tls-cert".into(),
+        out.join("server.pem").into_os_string(),
+        "--tls-key".into(),
+        out.join("server.key").into_os_string(),
+    ];
+    (options, out.join("ca.pem"))
+}
+
+/// A scenario against a server serving TLS with a development pair; `uri` gets the port and
+/// the CA file. Until the server has users, any credentials are accepted.
+fn tls_scenario(
+    program: &Path,
+    script: PathBuf,
+    uri: impl FnOnce(u16, &Path) -> String,
+    cwd: &Path,
+) {
+    let certs = tempfile::tempdir().unwrap();
+    let (options, ca) = dev_cert(certs.path());
+    scenario_with(
+        program,
+        script,
+        &options,
+        |server| uri(server.port, &ca),
+        cwd,
+    );
+}
+
 /// Every scenario file, so that a new one without a test is noticed.
 const PYTHON_SCENARIOS: &[&str] = &[
     "appends.py",
@@ -512,12 +570,14 @@ const PYTHON_SCENARIOS: &[&str] = &[
     "round_trip_10k.py",
     "eventsourcing_app.py",
     "kill_during_appends.py",
+    "tls.py",
 ];
 const NODE_SCENARIOS: &[&str] = &[
     "appends.mjs",
     "reads.mjs",
     "subscriptions.mjs",
     "deletes_metadata.mjs",
+    "tls.mjs",
 ];
 /// Files in the scenario directories that are not scenarios.
 const NOT_SCENARIOS: &[&str] = &[
@@ -586,6 +646,22 @@ fn python_eventsourcing_app() {
 }
 
 #[test]
+fn python_tls() {
+    let dir = scenarios_dir("python");
+    tls_scenario(
+        python(),
+        dir.join("tls.py"),
+        |port, ca| {
+            format!(
+                "kurrentdb://admin:changeit@localhost:{port}?tls=true&tlsCaFile={}",
+                ca.display()
+            )
+        },
+        &dir,
+    );
+}
+
+#[test]
 fn node_appends() {
     node_scenario("appends.mjs");
 }
@@ -603,6 +679,22 @@ fn node_subscriptions() {
 #[test]
 fn node_deletes_metadata() {
     node_scenario("deletes_metadata.mjs");
+}
+
+#[test]
+fn node_tls() {
+    let dir = node_dir();
+    tls_scenario(
+        Path::new("node"),
+        dir.join("tls.mjs"),
+        |port, ca| {
+            format!(
+                "kurrentdb://admin:changeit@localhost:{port}?tls=true&tlsCAFile={}",
+                ca.display()
+            )
+        },
+        dir,
+    );
 }
 
 /// The server killed with SIGKILL while the Python client appends loses no acknowledged

@@ -30,6 +30,7 @@ use tokio::sync::{oneshot, watch};
 use crate::format::{EventToWrite, FrameHead, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame};
 use crate::index::{ActiveIndex, IndexEntry, SealedIndex, write_index};
 use crate::segment::{SealedSegment, index_file_name, read_frame_events, segment_file_name};
+use crate::stats::EngineStats;
 use crate::storage::{Storage, StorageFile};
 
 /// The most requests one group commit takes.
@@ -102,6 +103,8 @@ pub struct Shared {
     pub head: watch::Sender<Position>,
     /// How many `fdatasync` calls the engine made (for benchmarks).
     pub fsync_count: AtomicU64,
+    /// What the writer measures: fsync latency and group sizes (for monitoring).
+    pub stats: Arc<EngineStats>,
     /// The size at which the open segment is sealed and a new one started.
     pub segment_size_bytes_max: u64,
 }
@@ -772,6 +775,10 @@ impl Writer {
             self.overlay.clear();
             return;
         }
+        if !self.buffer.is_empty() {
+            let events = self.frames.iter().map(|frame| frame.ids.len()).sum();
+            self.shared.stats.record_group(self.frames.len(), events);
+        }
         self.publish();
         for pending in self.pending.drain(..) {
             match pending {
@@ -795,7 +802,10 @@ impl Writer {
         };
         let written = file.write_all_at(&self.buffer, offset).and_then(|()| {
             self.shared.fsync_count.fetch_add(1, Ordering::Relaxed);
-            file.sync_data()
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            self.shared.stats.record_fsync(started.elapsed());
+            synced
         });
         if let Err(error) = written {
             // Roll the partial tail back so a reopen finds the file as it was, and try to make

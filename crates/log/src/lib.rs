@@ -6,6 +6,7 @@
 //! - [`segment`]: naming, reading and the recovery scan of segment files.
 //! - [`index`]: per-stream indexes, in memory for the open segment, on disk for full ones.
 //! - [`engine`]: the writer thread (group commit, fail-stop) and the shared read state.
+//! - [`stats`]: what the writer measures (fsync latency, group sizes), for monitoring.
 //!
 //! [`EmbeddedStore`] ties them together and implements [`EventStore`].
 
@@ -13,9 +14,11 @@ pub mod engine;
 pub mod format;
 pub mod index;
 pub mod segment;
+pub mod stats;
 pub mod storage;
 mod store;
 
+pub use stats::{EngineStats, HistogramSnapshot};
 pub use store::{EmbeddedStore, Options};
 
 pub use factum_core::EventStore;

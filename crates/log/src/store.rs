@@ -25,6 +25,7 @@ use crate::segment::{
     FrameCursor, SealedSegment, index_file_name, parse_file_name, read_frame_events, scan_segment,
     segment_file_name,
 };
+use crate::stats::EngineStats;
 use crate::storage::{DirStorage, Storage, StorageFile};
 
 /// How an embedded store is configured.
@@ -106,6 +107,7 @@ impl EmbeddedStore {
             failure: Mutex::new(None),
             head: head_sender,
             fsync_count: Default::default(),
+            stats: Default::default(),
             segment_size_bytes_max: options.segment_size_bytes_max,
         });
         let committer = Arc::new(Committer::new(shared.clone()));
@@ -126,6 +128,12 @@ impl EmbeddedStore {
     /// How many `fdatasync` calls the engine has made (group commit shares one per group).
     pub fn fsync_count(&self) -> u64 {
         self.shared.fsync_count.load(Ordering::Relaxed)
+    }
+
+    /// What the writer thread measures as it commits: fsync latency, and the events and writes
+    /// each fsync covers. Shared: the figures keep growing while the store runs.
+    pub fn stats(&self) -> Arc<EngineStats> {
+        self.shared.stats.clone()
     }
 
     /// Stops the writer after the appends already sent, and releases the directory.

@@ -4,7 +4,9 @@
 //! The protocol (package `event_store.client.*`) comes from Factum's own `.proto` files in
 //! `factum-proto`. This crate maps it onto the store's contract: `convert` translates wire
 //! types, `errors` puts failures in the shapes clients parse, `streams` serves reads,
-//! subscriptions, appends and deletes, `cluster` the small services around them.
+//! subscriptions, appends and deletes, `cluster` the small services around them. `http` serves
+//! an HTTP/JSON API (with server-sent events) on the same port.
+//! [`metrics`] counts what the server does and serves it at `GET /metrics` (Prometheus).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,11 +19,15 @@
 //! # }
 //! ```
 
+pub mod auth;
 mod cluster;
 mod convert;
 mod errors;
+mod http;
+pub mod metrics;
 mod shutdown;
 mod streams;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -33,12 +39,11 @@ use factum_proto::gossip::gossip_server::GossipServer;
 use factum_proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
 use factum_proto::server_features::server_features_server::ServerFeaturesServer;
 use factum_proto::streams::streams_server::StreamsServer;
-use futures_util::StreamExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use cluster::{Advertised, PROTOCOL_SERVER_VERSION, SUPPORTED_METHODS};
 pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, TlsConfig, TlsError, TlsSettings};
 
 /// The port KurrentDB clients use when a URI names none.
 pub const DEFAULT_PORT: u16 = 2113;
@@ -57,6 +62,12 @@ pub struct ServerOptions {
     /// The largest append accepted, in bytes; `None` takes the store's limit. Larger appends
     /// get the protocol's "Maximum Append Size … Exceeded" error and write nothing.
     pub max_append_bytes: Option<usize>,
+    /// TLS on every listener (`TlsConfig::reload` renews its certificate); `None` serves plain
+    /// text.
+    pub tls: Option<TlsConfig>,
+    /// The storage engine's figures (fsync latency, group-commit sizes) for `/metrics`, when
+    /// the store has them.
+    pub engine_stats: Option<metrics::EngineStatsSource>,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +78,8 @@ impl Default for ServerOptions {
                 port: None,
             },
             max_append_bytes: None,
+            tls: None,
+            engine_stats: None,
         }
     }
 }
@@ -165,36 +178,45 @@ pub async fn serve(
     let max_decoded_message_bytes = max_append_bytes
         .saturating_mul(2)
         .saturating_add(MESSAGE_OVERHEAD_BYTES);
+    let metrics = Arc::new(metrics::Metrics::new(
+        store.watch_head(),
+        options.engine_stats.clone(),
+    ));
     let streams = StreamsServer::new(streams::StreamsService::new(
-        store,
+        store.clone(),
         signal.clone(),
         max_append_bytes,
+        metrics.clone(),
     ))
     .max_decoding_message_size(max_decoded_message_bytes)
     .max_encoding_message_size(MAX_ENCODED_MESSAGE_BYTES);
     let gossip = GossipServer::new(cluster::GossipService::new(options.advertised));
     let features = ServerFeaturesServer::new(cluster::FeaturesService);
     let persistent = PersistentSubscriptionsServer::new(cluster::PersistentService);
+    // gRPC calls and the HTTP/JSON API share the port: gRPC paths name their service
+    // (`/event_store.client.*`), every other path is the HTTP API's (see `http`).
+    let mut grpc = tonic::service::Routes::builder();
+    grpc.add_service(streams)
+        .add_service(gossip)
+        .add_service(features)
+        .add_service(persistent);
+    let routes = grpc
+        .routes()
+        .into_axum_router()
+        .merge(http::router(store, signal.clone(), max_append_bytes))
+        .merge(metrics::metrics_router(metrics))
+        .fallback(http::fallback);
 
-    let incoming = futures_util::stream::select_all(
-        listeners.into_iter().map(TcpListenerStream::new),
-    )
-    .map(|connection| {
-        let connection = connection?;
-        // Small replies (an append's answer) must not wait for Nagle's algorithm.
-        connection.set_nodelay(true)?;
-        Ok::<_, io::Error>(connection)
-    });
+    // Plain TCP, or TLS with concurrent handshakes (see `tls`); nodelay on every connection.
+    let incoming = tls::incoming(listeners, options.tls.clone());
 
     tonic::transport::Server::builder()
+        .accept_http1(true)
         // Gossip answers with the host the client used, which only the request URI knows.
         .layer(tower::util::MapRequestLayer::new(
             cluster::remember_authority,
         ))
-        .add_service(streams)
-        .add_service(gossip)
-        .add_service(features)
-        .add_service(persistent)
+        .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight calls");

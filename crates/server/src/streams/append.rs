@@ -13,6 +13,7 @@ use tonic::{Status, Streaming};
 
 use crate::convert::{WireEvent, stream_from_wire};
 use crate::errors::ApiError;
+use crate::metrics::{self, Metrics};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy)]
@@ -59,9 +60,31 @@ impl AppendBuilder {
     }
 }
 
-/// Runs an append. An empty one writes nothing: it checks the expectation and reports the
-/// stream's state, as KurrentDB does.
+/// Runs an append and counts it in `metrics`. An empty one writes nothing: it checks the
+/// expectation and reports the stream's state, as KurrentDB does.
 pub async fn execute_append(
+    store: &dyn EventStore,
+    metrics: &Metrics,
+    stream: &StreamName,
+    expected: ExpectedRevision,
+    events: Vec<ProposedEvent>,
+) -> Result<AppendOutcome, ApiError> {
+    let count = events.len() as u64;
+    let bytes: usize = events.iter().map(ProposedEvent::size_bytes).sum();
+    let outcome = run_append(store, stream, expected, events).await;
+    let counted = match &outcome {
+        Ok(AppendOutcome::Written(_)) => metrics::AppendOutcome::Written,
+        Ok(AppendOutcome::Empty(_)) => metrics::AppendOutcome::Empty,
+        Err(ApiError::Store(Error::WrongExpectedRevision { .. })) => {
+            metrics::AppendOutcome::WrongExpectedRevision
+        }
+        Err(_) => metrics::AppendOutcome::Error,
+    };
+    metrics.append(counted, count, bytes as u64);
+    outcome
+}
+
+async fn run_append(
     store: &dyn EventStore,
     stream: &StreamName,
     expected: ExpectedRevision,
@@ -105,6 +128,7 @@ pub async fn execute_append(
 pub async fn append(
     store: &dyn EventStore,
     max_append_bytes: usize,
+    metrics: &Metrics,
     mut requests: Streaming<AppendReq>,
 ) -> Result<AppendResp, Status> {
     let options = match requests.message().await?.and_then(|first| first.content) {
@@ -135,12 +159,17 @@ pub async fn append(
             }
         }
     }
-    match execute_append(store, &stream, expected, append.into_events()).await {
+    match execute_append(store, metrics, &stream, expected, append.into_events()).await {
         Ok(outcome) => Ok(success(outcome)),
         // A wrong expected revision is an in-band answer on Append, not a gRPC error.
-        Err(ApiError::Store(Error::WrongExpectedRevision {
-            expected, actual, ..
-        })) => Ok(wrong_expected_version(expected, actual)),
+        Err(ApiError::Store(
+            error @ Error::WrongExpectedRevision {
+                expected, actual, ..
+            },
+        )) => {
+            metrics.error(&ApiError::Store(error).to_status());
+            Ok(wrong_expected_version(expected, actual))
+        }
         Err(error) => Err(error.to_status()),
     }
 }

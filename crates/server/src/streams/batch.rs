@@ -28,6 +28,7 @@ use super::ReplyStream;
 use super::append::{AppendBuilder, AppendOutcome, execute_append};
 use crate::convert::{WireEvent, stream_from_wire, uuid_from_wire};
 use crate::errors::ApiError;
+use crate::metrics::{Metrics, status_of_rpc_error};
 use crate::shutdown::Shutdown;
 
 /// Replies buffered for a client that reads them slowly; beyond this the call stops taking
@@ -47,11 +48,13 @@ pub fn batch_append(
     store: Arc<dyn EventStore>,
     shutdown: Shutdown,
     max_append_bytes: usize,
+    metrics: Arc<Metrics>,
     requests: Streaming<BatchAppendReq>,
 ) -> ReplyStream<BatchAppendResp> {
     let (replies, receiver) = mpsc::channel(REPLY_BUFFER);
     let call = BatchCall {
         store,
+        metrics,
         max_append_bytes,
         pending: HashMap::new(),
         replies,
@@ -84,6 +87,7 @@ enum Accepted {
 
 struct BatchCall {
     store: Arc<dyn EventStore>,
+    metrics: Arc<Metrics>,
     max_append_bytes: usize,
     pending: HashMap<Uuid, PendingAppend>,
     replies: mpsc::Sender<Reply>,
@@ -110,6 +114,9 @@ impl BatchCall {
                         Accepted::Run(append) => in_flight.push(append),
                         Accepted::AwaitMoreChunks => {}
                         Accepted::Refused(reply) => {
+                            if let Some(batch_append_resp::Result::Error(error)) = &reply.result {
+                                self.metrics.error(&status_of_rpc_error(error));
+                            }
                             if self.replies.send(Ok(*reply)).await.is_err() {
                                 reading = false;
                             }
@@ -209,6 +216,7 @@ impl BatchCall {
 
     fn run_append(&self, entry: PendingAppend) -> AppendFuture {
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let PendingAppend {
                 correlation_id,
@@ -230,14 +238,23 @@ impl BatchCall {
                     if deadline.is_some_and(|deadline| deadline <= SystemTime::now()) {
                         Err(ApiError::DeadlineExceeded)
                     } else {
-                        execute_append(store.as_ref(), &stream, expected, events.into_events())
-                            .await
+                        execute_append(
+                            store.as_ref(),
+                            &metrics,
+                            &stream,
+                            expected,
+                            events.into_events(),
+                        )
+                        .await
                     }
                 }
             };
             match outcome {
                 Ok(outcome) => reply(batch_append_resp::Result::Success(success_of(outcome))),
-                Err(error) => reply(batch_append_resp::Result::Error(error.to_rpc_status())),
+                Err(error) => {
+                    metrics.error(&error.to_status());
+                    reply(batch_append_resp::Result::Error(error.to_rpc_status()))
+                }
             }
         })
     }

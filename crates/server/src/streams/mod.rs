@@ -8,6 +8,7 @@ mod read;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use factum_core::EventStore;
 use factum_proto::streams::streams_server::Streams;
@@ -18,6 +19,7 @@ use factum_proto::streams::{
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::{Method, Metrics};
 use crate::shutdown::Shutdown;
 
 /// A stream of replies, as tonic wants it.
@@ -28,22 +30,42 @@ pub struct StreamsService {
     store: Arc<dyn EventStore>,
     shutdown: Shutdown,
     max_append_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl StreamsService {
     /// The service over `store`; subscriptions and long-lived BatchAppend calls end when
     /// `shutdown` fires. Appends larger than `max_append_bytes` are refused with the protocol's
-    /// error before they reach the store.
+    /// error before they reach the store. Calls are counted in `metrics`.
     pub fn new(
         store: Arc<dyn EventStore>,
         shutdown: Shutdown,
         max_append_bytes: usize,
+        metrics: Arc<Metrics>,
     ) -> StreamsService {
         StreamsService {
             store,
             shutdown,
             max_append_bytes,
+            metrics,
         }
+    }
+
+    /// Counts a call by its answer (and a failure by its kind), and passes the answer on.
+    fn counted<T>(
+        &self,
+        method: Method,
+        started: Instant,
+        answer: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        match &answer {
+            Ok(_) => self.metrics.call(method, tonic::Code::Ok, started),
+            Err(status) => {
+                self.metrics.call(method, status.code(), started);
+                self.metrics.error(status);
+            }
+        }
+        answer.map(Response::new)
     }
 }
 
@@ -53,51 +75,59 @@ impl Streams for StreamsService {
     type BatchAppendStream = ReplyStream<BatchAppendResp>;
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
+        let started = Instant::now();
         let stream = read::read(
             self.store.clone(),
             self.shutdown.clone(),
+            self.metrics.clone(),
             request.into_inner(),
         )
-        .await?;
-        Ok(Response::new(stream))
+        .await;
+        self.counted(Method::Read, started, stream)
     }
 
     async fn append(
         &self,
         request: Request<Streaming<AppendReq>>,
     ) -> Result<Response<AppendResp>, Status> {
+        let started = Instant::now();
         let reply = append::append(
             self.store.as_ref(),
             self.max_append_bytes,
+            &self.metrics,
             request.into_inner(),
         )
-        .await?;
-        Ok(Response::new(reply))
+        .await;
+        self.counted(Method::Append, started, reply)
     }
 
     async fn delete(&self, request: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
-        let reply = delete::delete(self.store.as_ref(), request.into_inner()).await?;
-        Ok(Response::new(reply))
+        let started = Instant::now();
+        let reply = delete::delete(self.store.as_ref(), request.into_inner()).await;
+        self.counted(Method::Delete, started, reply)
     }
 
     async fn tombstone(
         &self,
         request: Request<TombstoneReq>,
     ) -> Result<Response<TombstoneResp>, Status> {
-        let reply = delete::tombstone(self.store.as_ref(), request.into_inner()).await?;
-        Ok(Response::new(reply))
+        let started = Instant::now();
+        let reply = delete::tombstone(self.store.as_ref(), request.into_inner()).await;
+        self.counted(Method::Tombstone, started, reply)
     }
 
     async fn batch_append(
         &self,
         request: Request<Streaming<BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        let started = Instant::now();
         let replies = batch::batch_append(
             self.store.clone(),
             self.shutdown.clone(),
             self.max_append_bytes,
+            self.metrics.clone(),
             request.into_inner(),
         );
-        Ok(Response::new(replies))
+        self.counted(Method::BatchAppend, started, Ok(replies))
     }
 }

@@ -32,6 +32,7 @@ use crate::convert::{
     stream_to_wire,
 };
 use crate::errors::{ApiError, stream_deleted};
+use crate::metrics::{Metrics, ReadTarget, SubscriptionGuard};
 use crate::shutdown::Shutdown;
 
 /// The most events read from the store at once, per call.
@@ -53,6 +54,7 @@ const FELL_BEHIND_COMPATIBILITY: u32 = 2;
 pub async fn read(
     store: Arc<dyn EventStore>,
     shutdown: Shutdown,
+    metrics: Arc<Metrics>,
     request: ReadReq,
 ) -> Result<ReplyStream<ReadResp>, Status> {
     let options = request
@@ -68,11 +70,21 @@ pub async fn read(
         (Some(StreamOption::Stream(target)), Some(CountOption::Count(count))) => {
             refuse_filter(&options, "a stream read")?;
             let reader = StreamReader::new(store, target, direction, *count, format)?;
-            Ok(Box::pin(reader.into_stream()))
+            metrics.read(ReadTarget::Stream);
+            Ok(Box::pin(counted(
+                reader.into_stream(),
+                metrics,
+                ReadTarget::Stream,
+            )))
         }
         (Some(StreamOption::All(target)), Some(CountOption::Count(count))) => {
             let reader = AllReader::new(store, target, &options, direction, *count, format)?;
-            Ok(Box::pin(reader.into_stream()))
+            metrics.read(ReadTarget::All);
+            Ok(Box::pin(counted(
+                reader.into_stream(),
+                metrics,
+                ReadTarget::All,
+            )))
         }
         (Some(stream_option), Some(CountOption::Subscription(_))) => {
             if direction == Direction::Backwards {
@@ -90,12 +102,18 @@ pub async fn read(
                 .as_ref()
                 .map_or(0, |control| control.compatibility);
             let to_all = matches!(stream_option, StreamOption::All(_));
+            let guard = metrics.subscription(if to_all {
+                ReadTarget::All
+            } else {
+                ReadTarget::Stream
+            });
             Ok(subscription_stream(
                 subscription.with_page_events(SUBSCRIPTION_PAGE_EVENTS),
                 to_all,
                 format,
                 compatibility,
                 shutdown,
+                guard,
             ))
         }
         (None, _) => Err(ApiError::bad_request("the read names no stream and not $all").into()),
@@ -103,6 +121,21 @@ pub async fn read(
             Err(ApiError::bad_request("the read has neither a count nor a subscription").into())
         }
     }
+}
+
+/// A read's reply stream, with its events and a failure counted in `metrics`.
+fn counted(
+    replies: impl futures_util::Stream<Item = Result<ReadResp, Status>> + Send,
+    metrics: Arc<Metrics>,
+    target: ReadTarget,
+) -> impl futures_util::Stream<Item = Result<ReadResp, Status>> + Send {
+    replies.inspect(move |reply| match reply {
+        Ok(ReadResp {
+            content: Some(read_resp::Content::Event(_)),
+        }) => metrics.read_events(target, 1),
+        Ok(_) => {}
+        Err(status) => metrics.error(status),
+    })
 }
 
 fn refuse_filter(options: &Options, what: &str) -> Result<(), Status> {
@@ -376,6 +409,7 @@ fn subscription_stream(
     format: UuidFormat,
     compatibility: u32,
     shutdown: Shutdown,
+    guard: SubscriptionGuard,
 ) -> ReplyStream<ReadResp> {
     let confirmation = ReadResp {
         content: Some(read_resp::Content::Confirmation(
@@ -389,26 +423,33 @@ fn subscription_stream(
         to_all,
         last_revision: None,
         last_position: None,
+        guard,
     };
     let messages = stream::unfold(Some(cursor), move |cursor| {
         let shutdown = shutdown.clone();
         async move {
             let mut cursor = cursor?;
             loop {
+                cursor.guard.waiting(true);
                 let message = tokio::select! {
                     biased;
                     () = shutdown.clone().wait() => {
-                        return Some((Err(ApiError::ShuttingDown.to_status()), None));
+                        let status = ApiError::ShuttingDown.to_status();
+                        cursor.guard.error(&status);
+                        return Some((Err(status), None));
                     }
                     message = cursor.subscription.next() => message,
                 };
+                cursor.guard.waiting(false);
                 let reply = match message {
                     Some(Ok(SubscriptionMessage::Event(event))) => {
+                        cursor.guard.event(event.position);
                         cursor.last_revision = Some(event.revision);
                         cursor.last_position = Some(event.position.value());
                         event_to_wire(&event, format)
                     }
                     Some(Ok(SubscriptionMessage::Checkpoint(position))) => {
+                        cursor.guard.checkpoint(position);
                         cursor.last_position = Some(position.value());
                         ReadResp {
                             content: Some(read_resp::Content::Checkpoint(read_resp::Checkpoint {
@@ -419,6 +460,7 @@ fn subscription_stream(
                         }
                     }
                     Some(Ok(SubscriptionMessage::CaughtUp)) => {
+                        cursor.guard.caught_up();
                         let (stream_revision, position) = cursor.reached();
                         ReadResp {
                             content: Some(read_resp::Content::CaughtUp(read_resp::CaughtUp {
@@ -429,6 +471,7 @@ fn subscription_stream(
                         }
                     }
                     Some(Ok(SubscriptionMessage::FellBehind)) => {
+                        cursor.guard.fell_behind();
                         if compatibility < FELL_BEHIND_COMPATIBILITY {
                             continue;
                         }
@@ -442,7 +485,9 @@ fn subscription_stream(
                         }
                     }
                     Some(Err(error)) => {
-                        return Some((Err(ApiError::from(error).to_status()), None));
+                        let status = ApiError::from(error).to_status();
+                        cursor.guard.error(&status);
+                        return Some((Err(status), None));
                     }
                     None => return None,
                 };
@@ -459,6 +504,8 @@ struct SubscriptionCursor {
     to_all: bool,
     last_revision: Option<u64>,
     last_position: Option<u64>,
+    /// Counts the subscription as active (until the reply stream drops it) and its progress.
+    guard: SubscriptionGuard,
 }
 
 impl SubscriptionCursor {

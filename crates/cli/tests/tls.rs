@@ -1,0 +1,285 @@
+//! `factum dev-cert` and `factum serve` over TLS as processes: the development pair works, plain
+//! text beyond loopback needs `--insecure`, and SIGHUP reloads the certificate.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use factum_proto::streams::read_resp;
+use factum_proto::streams::streams_client::StreamsClient;
+use support::server::append;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_stream::StreamExt;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+fn factum(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_factum"))
+        .args(args)
+        .output()
+        .expect("run factum")
+}
+
+fn dev_cert(out: &Path) -> Output {
+    factum(&["dev-cert", "--out", out.to_str().unwrap()])
+}
+
+/// `factum serve` with extra arguments; stderr lines arrive on the receiver.
+struct Served {
+    child: Child,
+    address: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(data_dir: &Path, args: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start factum serve");
+        let (sender, stderr) = mpsc::channel();
+        let errors = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(errors).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Served {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    /// Waits for a line of the server's log containing `text`.
+    fn wait_for_log(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {text:?} within 30 s"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.address.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pem_certificate(path: &Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(path).unwrap()
+}
+
+/// The certificate a new TLS connection to 127.0.0.1:`port` is served, trusting `cas`.
+async fn served_certificate(port: u16, cas: &[PathBuf]) -> CertificateDer<'static> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(pem_certificate(ca)).unwrap();
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+async fn tls_channel(port: u16, ca: &Path) -> Channel {
+    Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(10))
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap())),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect over TLS with the development CA")
+}
+
+async fn count_events(channel: Channel, stream: &str) -> usize {
+    let mut request = support::server::subscribe_to_all();
+    use factum_proto::streams::read_req::options;
+    let options = request.options.as_mut().unwrap();
+    options.stream_option = Some(options::StreamOption::Stream(options::StreamOptions {
+        stream_identifier: Some(factum_proto::shared::StreamIdentifier {
+            stream_name: stream.as_bytes().to_vec().into(),
+        }),
+        revision_option: Some(options::stream_options::RevisionOption::Start(
+            factum_proto::shared::Empty {},
+        )),
+    }));
+    options.count_option = Some(options::CountOption::Count(u64::MAX));
+    let mut messages = StreamsClient::new(channel)
+        .read(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = 0;
+    while let Some(message) = messages.next().await {
+        if let Some(read_resp::Content::Event(_)) = message.unwrap().content {
+            events += 1;
+        }
+    }
+    events
+}
+
+#[test]
+fn dev_cert_writes_a_ca_and_a_server_pair_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let output = dev_cert(&out);
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("--tls-cert"), "{printed}");
+    assert!(printed.contains("tlsCaFile="), "{printed}");
+    for name in ["ca.pem", "server.pem", "server.key"] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
+    }
+    // The pair loads as the server loads it.
+    factum_server::TlsConfig::load(factum_server::TlsSettings {
+        certificate_chain: out.join("server.pem"),
+        private_key: out.join("server.key"),
+    })
+    .unwrap();
+
+    let ca_before = std::fs::read(out.join("ca.pem")).unwrap();
+    let again = dev_cert(&out);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(out.join("ca.pem")).unwrap(), ca_before);
+}
+
+#[test]
+fn plain_text_beyond_loopback_is_refused_without_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = factum(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening on"));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--insecure"), "{error}");
+    assert!(error.contains("--tls-cert"), "{error}");
+}
+
+#[test]
+fn insecure_serves_plain_text_beyond_loopback_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        &dir.path().join("data"),
+        &["--listen", "0.0.0.0:0", "--insecure"],
+    );
+    assert!(served.address.starts_with("0.0.0.0:"));
+    let warning = served.wait_for_log("--insecure");
+    assert!(warning.contains("WARN"), "{warning}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_with_the_dev_cert_and_sighup_reloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    assert!(dev_cert(&first).status.success());
+    assert!(dev_cert(&second).status.success());
+    // The server reads its pair from paths the test rewrites.
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for name in ["server.pem", "server.key"] {
+        std::fs::copy(first.join(name), live.join(name)).unwrap();
+    }
+    let served = Served::start(
+        &dir.path().join("data"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            live.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            live.join("server.key").to_str().unwrap(),
+        ],
+    );
+    let port = served.port();
+
+    let channel = tls_channel(port, &first.join("ca.pem")).await;
+    append(&channel, "over-tls", 3, "Deposited").await;
+    assert_eq!(count_events(channel, "over-tls").await, 3);
+    let both_cas = [first.join("ca.pem"), second.join("ca.pem")];
+    assert_eq!(
+        served_certificate(port, &both_cas).await,
+        pem_certificate(&first.join("server.pem"))
+    );
+
+    for name in ["server.pem", "server.key"] {
+        std::fs::copy(second.join(name), live.join(name)).unwrap();
+    }
+    let hangup = Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    served.wait_for_log("TLS certificate reloaded");
+    assert_eq!(
+        served_certificate(port, &both_cas).await,
+        pem_certificate(&second.join("server.pem"))
+    );
+    let renewed = tls_channel(port, &second.join("ca.pem")).await;
+    assert_eq!(count_events(renewed, "over-tls").await, 3);
+}

@@ -1,0 +1,196 @@
+//! Catch-up subscriptions as server-sent events, to a stream or to `$all`.
+//!
+//! Each event is an SSE event named `event` whose id is its revision (stream subscriptions)
+//! or its position (`$all`); a filtered `$all` subscription also sends `checkpoint` events
+//! with a position id. A client that reconnects with `Last-Event-ID` resumes right after that
+//! id: no gap, no duplicate. `caught_up` and `fell_behind` carry no id. The stream ends with an
+//! `error` event when the subscription fails or the server shuts down.
+//!
+//! Like the gRPC subscriptions, nothing is spawned: the response body pulls one page at a
+//! time from the store as the connection takes events, and a client that goes away drops it.
+
+use std::convert::Infallible;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use factum_core::{
+    Position, SubscribeToAllOptions, SubscribeToStreamOptions, Subscription, SubscriptionMessage,
+    SubscriptionStart,
+};
+use futures_util::stream;
+
+use super::AppState;
+use super::error::HttpError;
+use super::events::EventJson;
+use super::handlers::{FILTER_PARAMETERS, filter, stream_name};
+use super::params::{Bound, Query};
+use crate::shutdown::Shutdown;
+
+/// The most events a subscription holds at once (as for gRPC subscriptions).
+const SUBSCRIPTION_PAGE_EVENTS: u64 = 32;
+
+/// The most events of the log a `$all` subscription examines between two messages: past it, a
+/// filtered subscription sends a checkpoint.
+const CHECKPOINT_INTERVAL_EVENTS: u64 = 1024;
+
+/// The header a reconnecting SSE client sends.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// `GET /streams/{stream}/subscribe`.
+pub async fn subscribe_to_stream(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let stream = stream_name(path)?;
+    let query = Query::parse(query.as_deref(), &["from"])?;
+    let from = match (last_event_id(&headers)?, query.from()?) {
+        (Some(revision), _) | (None, Some(Bound::At(revision))) => {
+            SubscriptionStart::After(revision)
+        }
+        (None, None | Some(Bound::Start)) => SubscriptionStart::Start,
+        (None, Some(Bound::End)) => SubscriptionStart::End,
+    };
+    if state.shutdown.is_triggered() {
+        return Err(HttpError::shutting_down());
+    }
+    let subscription = Subscription::to_stream(
+        state.store.clone(),
+        stream,
+        SubscribeToStreamOptions { from },
+    )
+    .await?;
+    events(subscription, false, state.shutdown.clone()).await
+}
+
+/// `GET /all/subscribe`.
+pub async fn subscribe_to_all(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let mut known = vec!["from"];
+    known.extend(FILTER_PARAMETERS);
+    let query = Query::parse(query.as_deref(), &known)?;
+    let from = match (last_event_id(&headers)?, query.from()?) {
+        (Some(position), _) | (None, Some(Bound::At(position))) => {
+            SubscriptionStart::After(Position(position))
+        }
+        (None, None | Some(Bound::Start)) => SubscriptionStart::Start,
+        (None, Some(Bound::End)) => SubscriptionStart::End,
+    };
+    let options = SubscribeToAllOptions {
+        from,
+        filter: filter(&query)?,
+        include_system: query.flag("include_system")?,
+        checkpoint_interval: CHECKPOINT_INTERVAL_EVENTS,
+    };
+    if state.shutdown.is_triggered() {
+        return Err(HttpError::shutting_down());
+    }
+    let subscription = Subscription::to_all(state.store.clone(), options).await?;
+    events(subscription, true, state.shutdown.clone()).await
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, HttpError> {
+    let Some(value) = headers.get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|id| *id <= i64::MAX as u64)
+        .map(Some)
+        .ok_or_else(|| {
+            HttpError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be a revision or position this server sent",
+            )
+        })
+}
+
+/// The SSE response of a subscription: its messages until the client leaves, the
+/// subscription fails or the server shuts down.
+///
+/// The first message is taken before answering, so a subscription that fails at once (a
+/// tombstoned stream) is an error status rather than an event stream with one error.
+async fn events(
+    subscription: Subscription,
+    to_all: bool,
+    shutdown: Shutdown,
+) -> Result<Response, HttpError> {
+    let mut subscription = subscription.with_page_events(SUBSCRIPTION_PAGE_EVENTS);
+    let first = tokio::select! {
+        biased;
+        () = shutdown.clone().wait() => return Err(HttpError::shutting_down()),
+        message = subscription.next() => message,
+    };
+    let first = match first {
+        Some(Err(error)) => return Err(error.into()),
+        other => other,
+    };
+    let messages = stream::unfold(Some((subscription, first)), move |state| {
+        let shutdown = shutdown.clone();
+        async move {
+            let (mut subscription, first) = state?;
+            let message = match first {
+                Some(message) => Some(message),
+                None => tokio::select! {
+                    biased;
+                    () = shutdown.wait() => {
+                        return Some((Ok(error_event(&HttpError::shutting_down())), None));
+                    }
+                    message = subscription.next() => message,
+                },
+            };
+            let event = match message? {
+                Ok(SubscriptionMessage::Event(event)) => {
+                    let id = if to_all {
+                        event.position.value()
+                    } else {
+                        event.revision
+                    };
+                    match serde_json::to_string(&EventJson::new(&event)) {
+                        Ok(data) => Event::default()
+                            .id(id.to_string())
+                            .event("event")
+                            .data(data),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot render an event as JSON");
+                            return Some((
+                                Ok(error_event(&HttpError::from(factum_core::Error::from(
+                                    error,
+                                )))),
+                                None,
+                            ));
+                        }
+                    }
+                }
+                Ok(SubscriptionMessage::Checkpoint(position)) => Event::default()
+                    .id(position.value().to_string())
+                    .event("checkpoint")
+                    .data(format!(r#"{{"position":{}}}"#, position.value())),
+                Ok(SubscriptionMessage::CaughtUp) => Event::default().event("caught_up").data("{}"),
+                Ok(SubscriptionMessage::FellBehind) => {
+                    Event::default().event("fell_behind").data("{}")
+                }
+                Err(error) => return Some((Ok(error_event(&HttpError::from(error))), None)),
+            };
+            Some((Ok::<_, Infallible>(event), Some((subscription, None))))
+        }
+    });
+    Ok(Sse::new(messages)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn error_event(error: &HttpError) -> Event {
+    Event::default()
+        .event("error")
+        .data(error.to_json().to_string())
+}
