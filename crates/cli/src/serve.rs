@@ -16,6 +16,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use factum_log::EmbeddedStore;
+use factum_server::auth::acl::ADMINS_GROUP;
+use factum_server::auth::users::UserStore;
 use factum_server::metrics::{EngineSnapshot, EngineStatsSource, HistogramData};
 use factum_server::{Advertised, DEFAULT_PORT, ServerOptions};
 use serde::Deserialize;
@@ -55,6 +57,14 @@ pub struct ServeArgs {
     /// but loopback.
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub insecure: bool,
+
+    /// With TLS every call must authenticate as a user of the store (`factum user`). On the
+    /// first secure start, when the store has no user yet, an `admin` (group `$admins`) is
+    /// created with the password in this file (its first line), or else in the environment
+    /// variable FACTUM_ADMIN_PASSWORD; without either the server refuses to start. There is
+    /// no default password.
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
 
     /// How logs on standard error are written: `text` (for people) or `json` (one object a
     /// line, for log collectors). `RUST_LOG` chooses the level (default info; `debug` logs
@@ -119,13 +129,27 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
         advertised,
         max_append_bytes: args.max_append_bytes.or(config.max_append_bytes),
         engine_stats: None,
+        users: None,
     };
 
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store = crate::commands::open(&data_dir, true)?;
+    let engine_stats = engine_stats_source(&store);
+    let store: Arc<EmbeddedStore> = Arc::new(store);
+    // Secure means authenticated: with TLS, every call needs a user's credentials.
+    let users = match options.tls {
+        Some(_) => Some(secure_users(store.clone(), args.admin_password_file.as_deref()).await?),
+        None => None,
+    };
+    let access = if users.is_some() {
+        "basic authentication"
+    } else {
+        "anonymous access"
+    };
     let options = ServerOptions {
-        engine_stats: Some(engine_stats_source(&store)),
+        engine_stats: Some(engine_stats),
+        users,
         ..options
     };
     let listeners = factum_server::bind(&listen).await?;
@@ -144,10 +168,10 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
         data_dir = %data_dir.display(),
         listen = ?addresses,
         transport,
-        "factum serve: ready (anonymous access)"
+        access,
+        "factum serve: ready"
     );
 
-    let store: Arc<EmbeddedStore> = Arc::new(store);
     factum_server::serve(store.clone(), listeners, options, shutdown_signal()).await?;
     // Calls that outlived the transport (a BatchAppend finishing its appends) hold the store
     // a moment longer; the store closes when the last of them lets go.
@@ -157,6 +181,47 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
     }
     tracing::info!("factum serve: stopped");
     Ok(())
+}
+
+/// The environment variable that holds the first admin's password.
+const ADMIN_PASSWORD_ENV: &str = "FACTUM_ADMIN_PASSWORD";
+
+/// The users of a secure server: the store's, with an `admin` created first if there are
+/// none, from the password the operator supplies (never a known default).
+async fn secure_users(
+    store: Arc<EmbeddedStore>,
+    admin_password_file: Option<&Path>,
+) -> anyhow::Result<Arc<UserStore>> {
+    let users = UserStore::new(store);
+    if !users.list().await?.is_empty() {
+        return Ok(Arc::new(users));
+    }
+    let password = match admin_password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin password file {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        None => std::env::var(ADMIN_PASSWORD_ENV).unwrap_or_default(),
+    };
+    if password.is_empty() {
+        anyhow::bail!(
+            "a secure server needs users and this store has none: give the first admin's \
+             password with --admin-password-file FILE or {ADMIN_PASSWORD_ENV}, or add users \
+             with `factum user add`"
+        );
+    }
+    users
+        .create(
+            "admin",
+            "Administrator",
+            &[ADMINS_GROUP.to_owned()],
+            &password,
+        )
+        .await?;
+    tracing::info!("created the user admin (group $admins) on this first secure start");
+    Ok(Arc::new(users))
 }
 
 /// The TLS configuration the two files make, if given (clap and the config file make sure

@@ -246,6 +246,9 @@ impl Server {
     /// [`Server::start`] with more options for `factum serve`.
     fn start_with(data_dir: &Path, options: &[OsString]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
+            // A TLS server is authenticated: its first admin is the user the scenarios log in
+            // as (`admin:changeit`). Plain-text servers ignore it.
+            .env("FACTUM_ADMIN_PASSWORD", "changeit")
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

@@ -12,13 +12,69 @@ use std::time::Duration;
 
 use factum_proto::streams::read_resp;
 use factum_proto::streams::streams_client::StreamsClient;
-use support::server::append;
+use support::server::append_request;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+/// The first admin's password, given to the secure server through its environment.
+const ADMIN_PASSWORD: &str = "changeit";
+
+type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// A client that sends `admin:changeit` (or, with `Some`, other credentials) with every call.
+fn client_as(
+    channel: Channel,
+    credentials: Interceptor,
+) -> StreamsClient<InterceptedService<Channel, Interceptor>> {
+    StreamsClient::with_interceptor(channel, credentials)
+}
+
+fn admin_credentials(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    // base64("admin:changeit")
+    request.metadata_mut().insert(
+        "authorization",
+        "Basic YWRtaW46Y2hhbmdlaXQ=".parse().unwrap(),
+    );
+    Ok(request)
+}
+
+fn wrong_credentials(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    // base64("admin:wrong")
+    request
+        .metadata_mut()
+        .insert("authorization", "Basic YWRtaW46d3Jvbmc=".parse().unwrap());
+    Ok(request)
+}
+
+fn no_credentials(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    Ok(request)
+}
+
+/// Appends `events` events as admin and checks they were written.
+async fn append(channel: &Channel, stream: &str, events: usize, event_type: &str) {
+    let request = append_request(stream, events, event_type);
+    let reply = client_as(channel.clone(), admin_credentials)
+        .batch_append(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            reply.result,
+            Some(factum_proto::streams::batch_append_resp::Result::Success(_))
+        ),
+        "{reply:?}"
+    );
+}
 
 fn factum(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_factum"))
@@ -46,6 +102,7 @@ impl Served {
             .arg("serve")
             .args(args)
             .env("RUST_LOG", "info")
+            .env("FACTUM_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -153,7 +210,7 @@ async fn count_events(channel: Channel, stream: &str) -> usize {
         )),
     }));
     options.count_option = Some(options::CountOption::Count(u64::MAX));
-    let mut messages = StreamsClient::new(channel)
+    let mut messages = client_as(channel, admin_credentials)
         .read(request)
         .await
         .unwrap()
@@ -260,6 +317,16 @@ async fn serves_tls_with_the_dev_cert_and_sighup_reloads_it() {
 
     let channel = tls_channel(port, &first.join("ca.pem")).await;
     append(&channel, "over-tls", 3, "Deposited").await;
+    assert_eq!(count_events(channel.clone(), "over-tls").await, 3);
+    // Secure means authenticated: no or wrong credentials are refused with one message.
+    for credentials in [no_credentials as Interceptor, wrong_credentials] {
+        let status = client_as(channel.clone(), credentials)
+            .batch_append(tokio_stream::iter([append_request("over-tls", 1, "X")]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+        assert_eq!(status.message(), "Bad credentials: authentication required");
+    }
     assert_eq!(count_events(channel, "over-tls").await, 3);
     let both_cas = [first.join("ca.pem"), second.join("ca.pem")];
     assert_eq!(
@@ -282,4 +349,25 @@ async fn serves_tls_with_the_dev_cert_and_sighup_reloads_it() {
     );
     let renewed = tls_channel(port, &second.join("ca.pem")).await;
     assert_eq!(count_events(renewed, "over-tls").await, 3);
+}
+
+#[test]
+fn a_first_secure_start_without_an_admin_password_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    assert!(dev_cert(&certs).status.success());
+    let output = Command::new(env!("CARGO_BIN_EXE_factum"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(certs.join("server.pem"))
+        .arg("--tls-key")
+        .arg(certs.join("server.key"))
+        .env_remove("FACTUM_ADMIN_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--admin-password-file"), "{error}");
+    assert!(output.stdout.is_empty(), "it never listened");
 }

@@ -68,6 +68,9 @@ pub struct ServerOptions {
     /// The storage engine's figures (fsync latency, group-commit sizes) for `/metrics`, when
     /// the store has them.
     pub engine_stats: Option<metrics::EngineStatsSource>,
+    /// When set, every request but the health checks must carry HTTP basic credentials of one
+    /// of these users (UNAUTHENTICATED / 401 otherwise); `None` serves anonymous calls.
+    pub users: Option<Arc<auth::users::UserStore>>,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +83,7 @@ impl Default for ServerOptions {
             max_append_bytes: None,
             tls: None,
             engine_stats: None,
+            users: None,
         }
     }
 }
@@ -206,6 +210,13 @@ pub async fn serve(
         .merge(http::router(store, signal.clone(), max_append_bytes))
         .merge(metrics::metrics_router(metrics))
         .fallback(http::fallback);
+    let routes = match options.users.clone() {
+        Some(users) => routes.layer(axum::middleware::from_fn_with_state(
+            users,
+            auth::middleware::require_credentials,
+        )),
+        None => routes,
+    };
 
     // Plain TCP, or TLS with concurrent handshakes (see `tls`); nodelay on every connection.
     let incoming = tls::incoming(listeners, options.tls.clone());

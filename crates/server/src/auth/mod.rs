@@ -1,6 +1,7 @@
-//! Authentication and authorisation: users kept in the store ([`users`]) and stream ACLs
-//! ([`acl`]). Not wired into the request path yet: the server is anonymous and plain-text
-//! until TLS and credentials are required (see `docs/server.md`).
+//! Authentication and authorisation: users kept in the store ([`users`]), credentials checked
+//! on every request when the server requires them ([`middleware`]), and stream ACLs ([`acl`],
+//! not yet enforced on requests; see `docs/server.md`).
 
 pub mod acl;
+pub mod middleware;
 pub mod users;

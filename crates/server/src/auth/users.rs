@@ -115,6 +115,13 @@ pub struct UserStore {
     decoy_hash: String,
 }
 
+impl std::fmt::Debug for UserStore {
+    // Keys and hashes stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserStore").finish_non_exhaustive()
+    }
+}
+
 impl UserStore {
     /// The users kept in `store`.
     pub fn new(store: Arc<dyn EventStore>) -> UserStore {

@@ -26,6 +26,11 @@ use serde::Serialize;
 use crate::shutdown::Shutdown;
 use error::HttpError;
 
+/// A JSON error response in the API's shape, for the layers around it (authentication).
+pub(crate) fn error_response(status: StatusCode, code: &'static str, message: &str) -> Response {
+    HttpError::new(status, code, message).into_response()
+}
+
 /// The OpenAPI 3 document of this API, as served at `/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 

@@ -1,5 +1,5 @@
 // TLS: the Node client over `tls=true`, trusting only the development CA that `factum dev-cert`
-// wrote (`tlsCAFile`). Until the server has users it accepts any credentials.
+// wrote (`tlsCAFile`), logged in as the first admin the test harness gave the server.
 //
 // Usage: node tls.mjs 'kurrentdb://USER:PASSWORD@localhost:PORT?tls=true&tlsCAFile=ca.pem'
 

@@ -1,6 +1,6 @@
 """TLS: the Python client over `tls=true`, trusting only the development CA that
-`factum dev-cert` wrote (`tlsCaFile`). The client insists on credentials with TLS; until the
-server has users it accepts any.
+`factum dev-cert` wrote (`tlsCaFile`). The client insists on credentials with TLS, and the
+server checks them: the test harness gives it its first admin, admin:changeit.
 
 Usage: python tls.py 'kurrentdb://USER:PASSWORD@localhost:PORT?tls=true&tlsCaFile=ca.pem'
 """
