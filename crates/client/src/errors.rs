@@ -101,10 +101,12 @@ pub fn from_status(status: &Status, context: Context<'_>) -> Error {
             };
         }
         Some("access-denied") => {
-            return Error::invalid_request(format!(
-                "the server denied access: {}",
-                status.message()
-            ));
+            return Error::AccessDenied {
+                operation: "this call",
+                target: context
+                    .stream
+                    .map_or_else(|| "$all".to_owned(), |stream| stream.to_string()),
+            };
         }
         _ => {}
     }
@@ -211,7 +213,10 @@ pub fn from_rpc_status(
                 .unwrap_or_else(|_| status.message.clone());
             invalid_input(message)
         }
-        "AccessDenied" => Error::invalid_request("the server denied access"),
+        "AccessDenied" => Error::AccessDenied {
+            operation: "write",
+            target: stream.to_string(),
+        },
         "Timeout" => Error::Unavailable {
             reason: format!(
                 "the server's append deadline passed before the append ran: {}",

@@ -122,6 +122,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The caller may not do this (a server's stream ACLs). Nothing was written.
+    ///
+    /// Handle as a permission problem: retrying as the same user cannot succeed.
+    #[error("access denied: {operation} on {target}")]
+    AccessDenied {
+        /// What was attempted: `read`, `write`, `delete`, `metadata read`, `metadata write`.
+        operation: &'static str,
+        /// The stream, or `$all`.
+        target: String,
+    },
+
     /// Bytes on disk or on the wire do not decode. The store refuses to guess.
     ///
     /// Handle by stopping and alerting an operator: it means damaged storage or a bug.
@@ -163,6 +174,7 @@ impl Error {
             Error::AppendTooLarge { .. } => "append_too_large",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::InvalidMetadata { .. } => "invalid_metadata",
+            Error::AccessDenied { .. } => "access_denied",
             Error::Corrupt { .. } => "corrupt",
             Error::Io(_) => "io",
             Error::Unavailable { .. } => "unavailable",

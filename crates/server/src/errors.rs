@@ -115,6 +115,11 @@ impl ApiError {
                     ("stream-name", stream.as_str().into()),
                 ],
             ),
+            ApiError::Store(Error::AccessDenied { .. }) => with_trailers(
+                Code::PermissionDenied,
+                "Access Denied".to_owned(),
+                &[("exception", "access-denied".into())],
+            ),
             ApiError::Store(Error::Unavailable { reason }) => {
                 Status::unavailable(format!("Server Is Not Ready: {reason}"))
             }
@@ -213,6 +218,12 @@ impl ApiError {
                     stream_identifier: Some(stream_to_wire(stream)),
                 }
                 .encode_to_vec(),
+            ),
+            ApiError::Store(Error::AccessDenied { .. }) => (
+                Code::PermissionDenied,
+                "Access Denied".to_owned(),
+                "AccessDenied",
+                shared::AccessDenied {}.encode_to_vec(),
             ),
             ApiError::AppendTooLarge { max_bytes } => (
                 Code::InvalidArgument,

@@ -130,3 +130,116 @@ async fn http_requests_need_valid_credentials_and_health_checks_do_not() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_are_enforced_on_grpc_and_http_and_admins_pass() {
+    use factum_proto::streams::batch_append_resp;
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let users = UserStore::new(store.clone());
+    users.create("alice", "", &[], "right").await.unwrap();
+    users
+        .create("root", "", &["$admins".to_owned()], "right")
+        .await
+        .unwrap();
+    let options = ServerOptions {
+        users: Some(Arc::new(users)),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(store, options).await;
+    let channel = server.channel().await;
+    // base64 of "alice:right" and "root:right".
+    let alice = "Basic YWxpY2U6cmlnaHQ=";
+    let root = "Basic cm9vdDpyaWdodA==";
+    let batch = |credentials: &'static str, stream: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut client = StreamsClient::with_interceptor(channel, with_basic(credentials));
+            let request = factum_proto::streams::BatchAppendReq {
+                correlation_id: Some(string_uuid(uuid::Uuid::new_v4())),
+                options: Some(factum_proto::streams::batch_append_req::Options {
+                    stream_identifier: Some(stream_id(stream)),
+                    expected_stream_position: Some(
+                        factum_proto::streams::batch_append_req::options::ExpectedStreamPosition::Any(()),
+                    ),
+                    deadline_option: None,
+                }),
+                proposed_messages: vec![factum_proto::streams::batch_append_req::ProposedMessage {
+                    id: Some(string_uuid(uuid::Uuid::new_v4())),
+                    metadata: event_metadata("Changed"),
+                    custom_metadata: Default::default(),
+                    data: b"{}".to_vec().into(),
+                }],
+                is_final: true,
+            };
+            client
+                .batch_append(tokio_stream::iter([request]))
+                .await
+                .unwrap()
+                .into_inner()
+                .next()
+                .await
+                .unwrap()
+                .unwrap()
+                .result
+        }
+    };
+    // Alice writes her streams, not the users' streams (which hold password hashes).
+    assert!(matches!(
+        batch(alice, "orders").await,
+        Some(batch_append_resp::Result::Success(_))
+    ));
+    let Some(batch_append_resp::Result::Error(status)) = batch(alice, "$user-root").await else {
+        panic!("alice may not write $user-root");
+    };
+    assert_eq!(
+        status.details[0].type_url,
+        "type.googleapis.com/event_store.client.AccessDenied"
+    );
+    assert!(matches!(
+        batch(root, "$settings").await,
+        Some(batch_append_resp::Result::Success(_))
+    ));
+
+    // Reading `$all` (every stream, hashes included) is for admins.
+    let read_all = |credentials: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut client = StreamsClient::with_interceptor(channel, with_basic(credentials));
+            match client.read(subscribe_all_request(None)).await {
+                Err(status) => Err(status),
+                Ok(response) => {
+                    let mut messages = response.into_inner();
+                    loop {
+                        match messages.next().await {
+                            Some(Ok(message)) => {
+                                if let Some(factum_proto::streams::read_resp::Content::Event(_)) =
+                                    message.content
+                                {
+                                    return Ok(());
+                                }
+                            }
+                            Some(Err(status)) => return Err(status),
+                            None => return Ok(()),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let status = read_all(alice).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.message(), "Access Denied");
+    read_all(root).await.unwrap();
+
+    // HTTP: the same rules.
+    let denied = http_get(&server.address, "/streams/$users", Some(alice)).await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    assert!(denied.contains("\"code\":\"access_denied\""), "{denied}");
+    let allowed = http_get(&server.address, "/streams/orders", Some(alice)).await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    let admin = http_get(&server.address, "/streams/$users", Some(root)).await;
+    assert!(admin.starts_with("HTTP/1.1 200"), "{admin}");
+    let all = http_get(&server.address, "/all", Some(alice)).await;
+    assert!(all.starts_with("HTTP/1.1 403"), "{all}");
+    server.stop().await;
+}

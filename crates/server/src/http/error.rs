@@ -80,6 +80,7 @@ impl From<Error> for HttpError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::AccessDenied { .. } => StatusCode::FORBIDDEN,
             Error::Corrupt { .. } | Error::Io(_) => {
                 // The details are for the operator, not the client.
                 tracing::error!(%error, "the store failed an HTTP request");

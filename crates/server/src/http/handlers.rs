@@ -1,6 +1,7 @@
 //! The request/response routes: health, the OpenAPI document, appends, reads of a stream and
 //! of `$all`, stream metadata, soft deletes and tombstones.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -19,6 +20,16 @@ use super::error::HttpError;
 use super::events::{EventJson, events_json, parse_append};
 use super::params::{Bound, Query, expected_revision, json_body};
 use super::{AppState, OPENAPI_JSON, json_response};
+use crate::auth::acl::Principal;
+
+/// The store as the request's user may use it (see `auth::guard`); the store itself on an
+/// anonymous server.
+pub(super) fn store_for(
+    state: &AppState,
+    user: Option<&Extension<Principal>>,
+) -> std::sync::Arc<dyn factum_core::EventStore> {
+    crate::auth::guard::store_for(&state.store, user.map(|Extension(principal)| principal))
+}
 
 /// The most events one read returns.
 pub const READ_LIMIT_MAX: u64 = 4096;
@@ -91,6 +102,7 @@ pub async fn openapi() -> Response {
 /// `POST /streams/{stream}`: appends a JSON array of events.
 pub async fn append(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -107,7 +119,9 @@ pub async fn append(
     if size_bytes > state.max_append_bytes {
         return Err(HttpError::append_too_large(state.max_append_bytes));
     }
-    let result = state.store.append(&stream, expected, events).await?;
+    let result = store_for(&state, user.as_ref())
+        .append(&stream, expected, events)
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "revision": result.revision, "position": result.position.value() }),
@@ -117,6 +131,7 @@ pub async fn append(
 /// `GET /streams/{stream}`: a page of a stream.
 pub async fn read_stream(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
@@ -134,7 +149,9 @@ pub async fn read_stream(
         direction,
         limit,
     };
-    let events = state.store.read_stream(&stream, options).await?;
+    let events = store_for(&state, user.as_ref())
+        .read_stream(&stream, options)
+        .await?;
     let next = match events.last() {
         Some(last) if events.len() as u64 == limit => match direction {
             Direction::Forwards => last.revision.checked_add(1),
@@ -197,6 +214,7 @@ pub fn filter(query: &Query) -> Result<Option<EventFilter>, HttpError> {
 /// `GET /all`: a page of `$all`.
 pub async fn read_all(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let mut known = vec!["from", "direction", "limit"];
@@ -216,7 +234,7 @@ pub async fn read_all(
         include_system: query.flag("include_system")?,
         scan_limit: Some(SCAN_EVENTS_MAX),
     };
-    let slice = state.store.read_all(options).await?;
+    let slice = store_for(&state, user.as_ref()).read_all(options).await?;
     let next = match direction {
         Direction::Forwards => slice.scanned_to.value().saturating_add(1),
         Direction::Backwards => slice.scanned_to.value(),
@@ -238,6 +256,7 @@ pub async fn read_all(
 /// `DELETE /streams/{stream}`: a soft delete, or with `hard=true` a tombstone.
 pub async fn delete(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -247,9 +266,13 @@ pub async fn delete(
     let hard = query.flag("hard")?;
     let expected = expected_revision(&headers)?;
     let result = if hard {
-        state.store.tombstone_stream(&stream, expected).await?
+        store_for(&state, user.as_ref())
+            .tombstone_stream(&stream, expected)
+            .await?
     } else {
-        state.store.delete_stream(&stream, expected).await?
+        store_for(&state, user.as_ref())
+            .delete_stream(&stream, expected)
+            .await?
     };
     Ok(json_response(
         StatusCode::OK,
@@ -260,12 +283,15 @@ pub async fn delete(
 /// `GET /streams/{stream}/metadata`.
 pub async fn get_metadata(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let stream = stream_name(path)?;
     Query::parse(query.as_deref(), &[])?;
-    let result = state.store.stream_metadata(&stream).await?;
+    let result = store_for(&state, user.as_ref())
+        .stream_metadata(&stream)
+        .await?;
     let metadata = String::from_utf8(result.metadata.to_json())
         .ok()
         .and_then(|text| RawValue::from_string(text).ok());
@@ -282,6 +308,7 @@ pub async fn get_metadata(
 /// `PUT /streams/{stream}/metadata`: replaces the stream's metadata.
 pub async fn set_metadata(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -292,8 +319,7 @@ pub async fn set_metadata(
     let expected = expected_revision(&headers)?;
     let body = json_body(&headers, body, state.max_body_bytes).await?;
     let metadata = StreamMetadata::from_json(&body)?;
-    let result = state
-        .store
+    let result = store_for(&state, user.as_ref())
         .set_stream_metadata(&stream, expected, &metadata)
         .await?;
     Ok(json_response(

@@ -11,6 +11,7 @@
 
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -25,8 +26,9 @@ use futures_util::stream;
 use super::AppState;
 use super::error::HttpError;
 use super::events::EventJson;
-use super::handlers::{FILTER_PARAMETERS, filter, stream_name};
+use super::handlers::{FILTER_PARAMETERS, filter, store_for, stream_name};
 use super::params::{Bound, Query};
+use crate::auth::acl::Principal;
 use crate::shutdown::Shutdown;
 
 /// The most events a subscription holds at once (as for gRPC subscriptions).
@@ -42,6 +44,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
 /// `GET /streams/{stream}/subscribe`.
 pub async fn subscribe_to_stream(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -59,7 +62,7 @@ pub async fn subscribe_to_stream(
         return Err(HttpError::shutting_down());
     }
     let subscription = Subscription::to_stream(
-        state.store.clone(),
+        store_for(&state, user.as_ref()),
         stream,
         SubscribeToStreamOptions { from },
     )
@@ -70,6 +73,7 @@ pub async fn subscribe_to_stream(
 /// `GET /all/subscribe`.
 pub async fn subscribe_to_all(
     State(state): State<AppState>,
+    user: Option<Extension<Principal>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
@@ -92,7 +96,7 @@ pub async fn subscribe_to_all(
     if state.shutdown.is_triggered() {
         return Err(HttpError::shutting_down());
     }
-    let subscription = Subscription::to_all(state.store.clone(), options).await?;
+    let subscription = Subscription::to_all(store_for(&state, user.as_ref()), options).await?;
     events(subscription, true, state.shutdown.clone()).await
 }
 

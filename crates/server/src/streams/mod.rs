@@ -19,6 +19,7 @@ use factum_proto::streams::{
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::acl::Principal;
 use crate::metrics::{Method, Metrics};
 use crate::shutdown::Shutdown;
 
@@ -69,6 +70,14 @@ impl StreamsService {
     }
 }
 
+impl StreamsService {
+    /// The store as the request's user may use it (see `auth::guard`); the store itself on an
+    /// anonymous server.
+    fn store_for<T>(&self, request: &Request<T>) -> Arc<dyn EventStore> {
+        crate::auth::guard::store_for(&self.store, request.extensions().get::<Principal>())
+    }
+}
+
 #[tonic::async_trait]
 impl Streams for StreamsService {
     type ReadStream = ReplyStream<ReadResp>;
@@ -76,8 +85,9 @@ impl Streams for StreamsService {
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
         let started = Instant::now();
+        let store = self.store_for(&request);
         let stream = read::read(
-            self.store.clone(),
+            store,
             self.shutdown.clone(),
             self.metrics.clone(),
             request.into_inner(),
@@ -91,8 +101,9 @@ impl Streams for StreamsService {
         request: Request<Streaming<AppendReq>>,
     ) -> Result<Response<AppendResp>, Status> {
         let started = Instant::now();
+        let store = self.store_for(&request);
         let reply = append::append(
-            self.store.as_ref(),
+            store.as_ref(),
             self.max_append_bytes,
             &self.metrics,
             request.into_inner(),
@@ -103,7 +114,8 @@ impl Streams for StreamsService {
 
     async fn delete(&self, request: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
         let started = Instant::now();
-        let reply = delete::delete(self.store.as_ref(), request.into_inner()).await;
+        let store = self.store_for(&request);
+        let reply = delete::delete(store.as_ref(), request.into_inner()).await;
         self.counted(Method::Delete, started, reply)
     }
 
@@ -112,7 +124,8 @@ impl Streams for StreamsService {
         request: Request<TombstoneReq>,
     ) -> Result<Response<TombstoneResp>, Status> {
         let started = Instant::now();
-        let reply = delete::tombstone(self.store.as_ref(), request.into_inner()).await;
+        let store = self.store_for(&request);
+        let reply = delete::tombstone(store.as_ref(), request.into_inner()).await;
         self.counted(Method::Tombstone, started, reply)
     }
 
@@ -121,8 +134,9 @@ impl Streams for StreamsService {
         request: Request<Streaming<BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
         let started = Instant::now();
+        let store = self.store_for(&request);
         let replies = batch::batch_append(
-            self.store.clone(),
+            store,
             self.shutdown.clone(),
             self.max_append_bytes,
             self.metrics.clone(),
