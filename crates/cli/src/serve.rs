@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use factum_log::EmbeddedStore;
-use factum_server::auth::acl::ADMINS_GROUP;
+use factum_server::auth::acl::{ADMINS_GROUP, AccessPolicy};
 use factum_server::auth::users::UserStore;
 use factum_server::metrics::{EngineSnapshot, EngineStatsSource, HistogramData};
 use factum_server::{Advertised, DEFAULT_PORT, ServerOptions};
@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// no default password.
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,
+
+    /// Members of this group may read `$all` (and subscribe to it) besides admins; they see it
+    /// without the streams whose `$acl` does not let them read.
+    #[arg(long, value_name = "GROUP")]
+    pub all_readers_group: Option<String>,
 
     /// How logs on standard error are written: `text` (for people) or `json` (one object a
     /// line, for log collectors). `RUST_LOG` chooses the level (default info; `debug` logs
@@ -130,6 +135,7 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
         max_append_bytes: args.max_append_bytes.or(config.max_append_bytes),
         engine_stats: None,
         users: None,
+        access: AccessPolicy::default(),
     };
 
     std::fs::create_dir_all(&data_dir)
@@ -150,6 +156,9 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
     let options = ServerOptions {
         engine_stats: Some(engine_stats),
         users,
+        access: AccessPolicy {
+            all_readers_group: args.all_readers_group.clone(),
+        },
         ..options
     };
     let listeners = factum_server::bind(&listen).await?;

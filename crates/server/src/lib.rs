@@ -71,6 +71,9 @@ pub struct ServerOptions {
     /// When set, every request but the health checks must carry HTTP basic credentials of one
     /// of these users (UNAUTHENTICATED / 401 otherwise); `None` serves anonymous calls.
     pub users: Option<Arc<auth::users::UserStore>>,
+    /// The access rules beyond each stream's `$acl` (who may read `$all`), for authenticated
+    /// requests.
+    pub access: auth::acl::AccessPolicy,
 }
 
 impl Default for ServerOptions {
@@ -84,6 +87,7 @@ impl Default for ServerOptions {
             tls: None,
             engine_stats: None,
             users: None,
+            access: auth::acl::AccessPolicy::default(),
         }
     }
 }
@@ -212,7 +216,10 @@ pub async fn serve(
         .fallback(http::fallback);
     let routes = match options.users.clone() {
         Some(users) => routes.layer(axum::middleware::from_fn_with_state(
-            users,
+            auth::middleware::Authentication {
+                users,
+                policy: options.access.clone(),
+            },
             auth::middleware::require_credentials,
         )),
         None => routes,

@@ -3,6 +3,7 @@
 //! store — gRPC, HTTP, and the catch-up subscriptions built on its reads — is covered by the
 //! same rules. `$all` is for admins (and a configured readers' group).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -95,7 +96,34 @@ impl EventStore for GuardedStore {
         if !self.policy.may_read_all(&self.principal) {
             return Err(denied(Operation::Read, "$all"));
         }
-        self.inner.read_all(options).await
+        let mut slice = self.inner.read_all(options).await?;
+        if self.principal.is_admin() {
+            return Ok(slice);
+        }
+        // A member of the readers' group sees `$all` without the streams it may not read:
+        // each stream is judged once per call. The slice's scan bounds stay as read, so a
+        // reader continues after what was left out.
+        let mut readable: HashMap<StreamName, bool> = HashMap::new();
+        let mut kept = Vec::with_capacity(slice.events.len());
+        for event in slice.events {
+            let allowed = match readable.get(&event.stream) {
+                Some(allowed) => *allowed,
+                None => {
+                    let allowed = match self.check(&event.stream, Operation::Read).await {
+                        Ok(()) => true,
+                        Err(Error::AccessDenied { .. }) => false,
+                        Err(error) => return Err(error),
+                    };
+                    readable.insert(event.stream.clone(), allowed);
+                    allowed
+                }
+            };
+            if allowed {
+                kept.push(event);
+            }
+        }
+        slice.events = kept;
+        Ok(slice)
     }
 
     async fn delete_stream(
@@ -132,18 +160,22 @@ impl EventStore for GuardedStore {
     // append `$$stream` through the guarded methods above, as metadata reads and writes.
 }
 
-/// The store a request may use: `store` itself for an anonymous server (no principal), else
-/// `store` as the request's user.
+/// The store a request may use: `store` itself for an anonymous server (no principal in the
+/// request's extensions), else `store` as the request's user under the server's policy (both
+/// put there by the credentials middleware).
 pub fn store_for(
     store: &Arc<dyn EventStore>,
-    principal: Option<&Principal>,
+    extensions: &http::Extensions,
 ) -> Arc<dyn EventStore> {
-    match principal {
+    match extensions.get::<Principal>() {
         None => store.clone(),
         Some(principal) => Arc::new(GuardedStore::new(
             store.clone(),
             principal.clone(),
-            AccessPolicy::default(),
+            extensions
+                .get::<AccessPolicy>()
+                .cloned()
+                .unwrap_or_default(),
         )),
     }
 }
@@ -254,6 +286,55 @@ mod tests {
             .delete_stream(&ledger, ExpectedRevision::Any)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_readers_group_sees_all_without_the_streams_it_may_not_read() {
+        let inner: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        for name in ["orders", "secret", "$user-root"] {
+            inner
+                .append(&stream(name), ExpectedRevision::Any, event())
+                .await
+                .unwrap();
+        }
+        inner
+            .set_stream_metadata(
+                &stream("secret"),
+                ExpectedRevision::Any,
+                &StreamMetadata {
+                    acl: Some(json!({"$r": "root"})),
+                    ..StreamMetadata::default()
+                },
+            )
+            .await
+            .unwrap();
+        let policy = AccessPolicy {
+            all_readers_group: Some("readers".into()),
+        };
+        let reader = GuardedStore::new(inner.clone(), principal("rita", &["readers"]), policy);
+        let seen = reader
+            .read_all(ReadAllOptions::forwards().include_system())
+            .await
+            .unwrap();
+        let streams: Vec<&str> = seen
+            .events
+            .iter()
+            .map(|event| event.stream.as_str())
+            .collect();
+        // `secret`'s events and `$user-root` are left out; `$$secret` (its metadata) is in,
+        // since its `$acl` has no `$mr` rule and metadata of a user stream is open by default.
+        assert_eq!(streams, ["orders", "$$secret"]);
+        assert!(seen.end_of_log);
+        let outsider = GuardedStore::new(
+            inner,
+            principal("olaf", &[]),
+            AccessPolicy {
+                all_readers_group: Some("readers".into()),
+            },
+        );
+        assert!(is_denied(
+            outsider.read_all(ReadAllOptions::forwards()).await
+        ));
     }
 
     #[tokio::test]

@@ -14,7 +14,17 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use http::{HeaderValue, StatusCode, header};
 
+use super::acl::AccessPolicy;
 use super::users::{UserError, UserStore};
+
+/// What the middleware checks requests against.
+#[derive(Debug, Clone)]
+pub struct Authentication {
+    /// The users whose credentials are accepted.
+    pub users: Arc<UserStore>,
+    /// The access rules handed on to the request (see `auth::guard`).
+    pub policy: AccessPolicy,
+}
 
 /// Paths served without credentials.
 const OPEN_PATHS: &[&str] = &[
@@ -29,7 +39,7 @@ const BAD_CREDENTIALS: &str = "Bad credentials: authentication required";
 
 /// Checks the credentials of each request (an axum middleware; see `serve`).
 pub async fn require_credentials(
-    State(users): State<Arc<UserStore>>,
+    State(Authentication { users, policy }): State<Authentication>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -50,6 +60,7 @@ pub async fn require_credentials(
     match users.authenticate(&name, &password).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(policy);
             next.run(request).await
         }
         Err(UserError::Store(error)) => {

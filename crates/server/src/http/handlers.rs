@@ -1,7 +1,6 @@
 //! The request/response routes: health, the OpenAPI document, appends, reads of a stream and
 //! of `$all`, stream metadata, soft deletes and tombstones.
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -20,15 +19,37 @@ use super::error::HttpError;
 use super::events::{EventJson, events_json, parse_append};
 use super::params::{Bound, Query, expected_revision, json_body};
 use super::{AppState, OPENAPI_JSON, json_response};
-use crate::auth::acl::Principal;
+use crate::auth::acl::{AccessPolicy, Principal};
 
-/// The store as the request's user may use it (see `auth::guard`); the store itself on an
-/// anonymous server.
+/// Who is calling: the authenticated user and the server's access rules, as the credentials
+/// middleware left them in the request (nothing on an anonymous server).
+pub struct Caller(axum::http::Extensions);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Caller, Self::Rejection> {
+        let mut extensions = axum::http::Extensions::new();
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            extensions.insert(principal.clone());
+        }
+        if let Some(policy) = parts.extensions.get::<AccessPolicy>() {
+            extensions.insert(policy.clone());
+        }
+        Ok(Caller(extensions))
+    }
+}
+
+/// The store as the caller may use it (see `auth::guard`); the store itself on an anonymous
+/// server.
 pub(super) fn store_for(
     state: &AppState,
-    user: Option<&Extension<Principal>>,
+    caller: &Caller,
 ) -> std::sync::Arc<dyn factum_core::EventStore> {
-    crate::auth::guard::store_for(&state.store, user.map(|Extension(principal)| principal))
+    crate::auth::guard::store_for(&state.store, &caller.0)
 }
 
 /// The most events one read returns.
@@ -102,7 +123,7 @@ pub async fn openapi() -> Response {
 /// `POST /streams/{stream}`: appends a JSON array of events.
 pub async fn append(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -119,7 +140,7 @@ pub async fn append(
     if size_bytes > state.max_append_bytes {
         return Err(HttpError::append_too_large(state.max_append_bytes));
     }
-    let result = store_for(&state, user.as_ref())
+    let result = store_for(&state, &caller)
         .append(&stream, expected, events)
         .await?;
     Ok(json_response(
@@ -131,7 +152,7 @@ pub async fn append(
 /// `GET /streams/{stream}`: a page of a stream.
 pub async fn read_stream(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
@@ -149,7 +170,7 @@ pub async fn read_stream(
         direction,
         limit,
     };
-    let events = store_for(&state, user.as_ref())
+    let events = store_for(&state, &caller)
         .read_stream(&stream, options)
         .await?;
     let next = match events.last() {
@@ -214,7 +235,7 @@ pub fn filter(query: &Query) -> Result<Option<EventFilter>, HttpError> {
 /// `GET /all`: a page of `$all`.
 pub async fn read_all(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let mut known = vec!["from", "direction", "limit"];
@@ -234,7 +255,7 @@ pub async fn read_all(
         include_system: query.flag("include_system")?,
         scan_limit: Some(SCAN_EVENTS_MAX),
     };
-    let slice = store_for(&state, user.as_ref()).read_all(options).await?;
+    let slice = store_for(&state, &caller).read_all(options).await?;
     let next = match direction {
         Direction::Forwards => slice.scanned_to.value().saturating_add(1),
         Direction::Backwards => slice.scanned_to.value(),
@@ -256,7 +277,7 @@ pub async fn read_all(
 /// `DELETE /streams/{stream}`: a soft delete, or with `hard=true` a tombstone.
 pub async fn delete(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -266,11 +287,11 @@ pub async fn delete(
     let hard = query.flag("hard")?;
     let expected = expected_revision(&headers)?;
     let result = if hard {
-        store_for(&state, user.as_ref())
+        store_for(&state, &caller)
             .tombstone_stream(&stream, expected)
             .await?
     } else {
-        store_for(&state, user.as_ref())
+        store_for(&state, &caller)
             .delete_stream(&stream, expected)
             .await?
     };
@@ -283,15 +304,13 @@ pub async fn delete(
 /// `GET /streams/{stream}/metadata`.
 pub async fn get_metadata(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let stream = stream_name(path)?;
     Query::parse(query.as_deref(), &[])?;
-    let result = store_for(&state, user.as_ref())
-        .stream_metadata(&stream)
-        .await?;
+    let result = store_for(&state, &caller).stream_metadata(&stream).await?;
     let metadata = String::from_utf8(result.metadata.to_json())
         .ok()
         .and_then(|text| RawValue::from_string(text).ok());
@@ -308,7 +327,7 @@ pub async fn get_metadata(
 /// `PUT /streams/{stream}/metadata`: replaces the stream's metadata.
 pub async fn set_metadata(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -319,7 +338,7 @@ pub async fn set_metadata(
     let expected = expected_revision(&headers)?;
     let body = json_body(&headers, body, state.max_body_bytes).await?;
     let metadata = StreamMetadata::from_json(&body)?;
-    let result = store_for(&state, user.as_ref())
+    let result = store_for(&state, &caller)
         .set_stream_metadata(&stream, expected, &metadata)
         .await?;
     Ok(json_response(

@@ -11,7 +11,6 @@
 
 use std::convert::Infallible;
 
-use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -26,9 +25,8 @@ use futures_util::stream;
 use super::AppState;
 use super::error::HttpError;
 use super::events::EventJson;
-use super::handlers::{FILTER_PARAMETERS, filter, store_for, stream_name};
+use super::handlers::{Caller, FILTER_PARAMETERS, filter, store_for, stream_name};
 use super::params::{Bound, Query};
-use crate::auth::acl::Principal;
 use crate::shutdown::Shutdown;
 
 /// The most events a subscription holds at once (as for gRPC subscriptions).
@@ -44,7 +42,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
 /// `GET /streams/{stream}/subscribe`.
 pub async fn subscribe_to_stream(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -62,7 +60,7 @@ pub async fn subscribe_to_stream(
         return Err(HttpError::shutting_down());
     }
     let subscription = Subscription::to_stream(
-        store_for(&state, user.as_ref()),
+        store_for(&state, &caller),
         stream,
         SubscribeToStreamOptions { from },
     )
@@ -73,7 +71,7 @@ pub async fn subscribe_to_stream(
 /// `GET /all/subscribe`.
 pub async fn subscribe_to_all(
     State(state): State<AppState>,
-    user: Option<Extension<Principal>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
@@ -96,7 +94,7 @@ pub async fn subscribe_to_all(
     if state.shutdown.is_triggered() {
         return Err(HttpError::shutting_down());
     }
-    let subscription = Subscription::to_all(store_for(&state, user.as_ref()), options).await?;
+    let subscription = Subscription::to_all(store_for(&state, &caller), options).await?;
     events(subscription, true, state.shutdown.clone()).await
 }
 
