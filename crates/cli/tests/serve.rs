@@ -18,8 +18,32 @@ use tokio_stream::StreamExt;
 const WRITERS: usize = 16;
 const ACKS_BEFORE_STOP: usize = 200;
 
-/// What the writers saw acknowledged: stream → event ids by revision.
-type Acknowledged = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+/// What the writers saw acknowledged: stream → event ids by revision, and a running count the
+/// test waits on.
+#[derive(Clone)]
+struct Acknowledged {
+    ids: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
+    count: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Acknowledged {
+    fn new() -> Acknowledged {
+        Acknowledged {
+            ids: Arc::default(),
+            count: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    fn record(&self, stream: &str, id: String) {
+        self.ids
+            .lock()
+            .unwrap()
+            .entry(stream.to_owned())
+            .or_default()
+            .push(id);
+        self.count.send_modify(|count| *count += 1);
+    }
+}
 
 fn id_of(uuid: &Option<shared::Uuid>) -> String {
     match uuid.as_ref().and_then(|uuid| uuid.value.as_ref()) {
@@ -63,12 +87,7 @@ async fn write_until_refused(server_address: String, stream: String, acknowledge
                     };
                     assert_eq!(current, revision.map_or(0, |revision| revision + 1));
                     revision = Some(current);
-                    acknowledged
-                        .lock()
-                        .unwrap()
-                        .entry(stream.clone())
-                        .or_default()
-                        .push(id);
+                    acknowledged.record(&stream, id);
                 }
                 other => panic!("an append was answered with {other:?}"),
             },
@@ -112,7 +131,7 @@ async fn read_ids(channel: tonic::transport::Channel, stream: &str) -> Vec<Strin
 async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_append() {
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::start(data.path());
-    let acknowledged: Acknowledged = Arc::default();
+    let acknowledged = Acknowledged::new();
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
             tokio::spawn(write_until_refused(
@@ -123,18 +142,14 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_append() {
         })
         .collect();
     // Stop once the writers are well under way.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let count: usize = acknowledged.lock().unwrap().values().map(Vec::len).sum();
-        if count >= ACKS_BEFORE_STOP {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {count} appends in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let mut count = acknowledged.count.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        count.wait_for(|count| *count >= ACKS_BEFORE_STOP),
+    )
+    .await
+    .expect("the writers are acknowledged 200 appends within 60 s")
+    .unwrap();
     let terminated = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
@@ -157,7 +172,7 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_append() {
 
     let restarted = Server::start(data.path());
     let channel = restarted.channel().await;
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = acknowledged.ids.lock().unwrap().clone();
     for (stream, ids) in acknowledged {
         let stored = read_ids(channel.clone(), &stream).await;
         assert!(
