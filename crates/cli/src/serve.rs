@@ -12,6 +12,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -19,7 +20,7 @@ use factum_log::EmbeddedStore;
 use factum_server::auth::acl::{ADMINS_GROUP, AccessPolicy};
 use factum_server::auth::users::UserStore;
 use factum_server::metrics::{EngineSnapshot, EngineStatsSource, HistogramData};
-use factum_server::{Advertised, DEFAULT_PORT, ServerOptions};
+use factum_server::{Advertised, DEFAULT_PORT, Limits, ServerOptions};
 use serde::Deserialize;
 
 /// The address `factum serve` listens on when none is given.
@@ -71,6 +72,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "GROUP")]
     pub all_readers_group: Option<String>,
 
+    /// Closes a connection that moves no byte for this many seconds (gRPC connections are
+    /// pinged at half of it, so only dead or abusive ones go that quiet). Default 60.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
+
+    /// Closes a connection that has not sent a whole first request this many seconds after
+    /// it was accepted (slowloris). Default 10.
+    #[arg(long, value_name = "SECONDS")]
+    pub first_request_timeout: Option<f64>,
+
+    /// The most subscriptions one connection may hold. Default 128.
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_connection: Option<usize>,
+
+    /// The most subscriptions the server holds. Default 10000.
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions: Option<usize>,
+
+    /// The most requests a second one client (IP address) may make, in bursts of up to a
+    /// second's worth; more get RESOURCE_EXHAUSTED / 429. Default: no limit.
+    #[arg(long, value_name = "N")]
+    pub max_requests_per_second: Option<u32>,
+
     /// How logs on standard error are written: `text` (for people) or `json` (one object a
     /// line, for log collectors). `RUST_LOG` chooses the level (default info; `debug` logs
     /// every gRPC call).
@@ -78,7 +102,9 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// A TOML file with any of: `data_dir`, `listen` (a list), `advertise`,
-    /// `max_append_bytes`, `tls_cert`, `tls_key`, `insecure`. Command-line options win over it.
+    /// `max_append_bytes`, `tls_cert`, `tls_key`, `insecure`, `idle_timeout`,
+    /// `first_request_timeout`, `max_subscriptions_per_connection`, `max_subscriptions`,
+    /// `max_requests_per_second`. Command-line options win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -94,6 +120,11 @@ struct ConfigFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     insecure: Option<bool>,
+    idle_timeout: Option<f64>,
+    first_request_timeout: Option<f64>,
+    max_subscriptions_per_connection: Option<usize>,
+    max_subscriptions: Option<usize>,
+    max_requests_per_second: Option<u32>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -129,6 +160,31 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
     } else {
         "plain-text HTTP/2"
     };
+    let defaults = Limits::default();
+    let limits = Limits {
+        idle_timeout: seconds(
+            "idle_timeout",
+            args.idle_timeout.or(config.idle_timeout),
+            defaults.idle_timeout,
+        )?,
+        first_request_timeout: seconds(
+            "first_request_timeout",
+            args.first_request_timeout.or(config.first_request_timeout),
+            defaults.first_request_timeout,
+        )?,
+        max_subscriptions_per_connection: args
+            .max_subscriptions_per_connection
+            .or(config.max_subscriptions_per_connection)
+            .unwrap_or(defaults.max_subscriptions_per_connection),
+        max_subscriptions: args
+            .max_subscriptions
+            .or(config.max_subscriptions)
+            .unwrap_or(defaults.max_subscriptions),
+        max_requests_per_second_per_client: args
+            .max_requests_per_second
+            .or(config.max_requests_per_second)
+            .or(defaults.max_requests_per_second_per_client),
+    };
     let options = ServerOptions {
         tls,
         advertised,
@@ -136,6 +192,7 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
         engine_stats: None,
         users: None,
         access: AccessPolicy::default(),
+        limits,
     };
 
     std::fs::create_dir_all(&data_dir)
@@ -190,6 +247,17 @@ pub async fn run(data_dir: &Path, data_dir_given: bool, args: ServeArgs) -> anyh
     }
     tracing::info!("factum serve: stopped");
     Ok(())
+}
+
+/// A timeout given in seconds, or its default; refused unless it is a positive number a
+/// `Duration` holds.
+fn seconds(name: &str, given: Option<f64>, default: Duration) -> anyhow::Result<Duration> {
+    match given {
+        None => Ok(default),
+        Some(value) if value > 0.0 => Duration::try_from_secs_f64(value)
+            .map_err(|_| anyhow::anyhow!("{name} {value} is out of range")),
+        Some(value) => anyhow::bail!("{name} must be a positive number of seconds, not {value}"),
+    }
 }
 
 /// The environment variable that holds the first admin's password.

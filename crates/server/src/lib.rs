@@ -24,6 +24,7 @@ mod cluster;
 mod convert;
 mod errors;
 mod http;
+mod limits;
 pub mod metrics;
 mod shutdown;
 mod streams;
@@ -39,9 +40,11 @@ use factum_proto::gossip::gossip_server::GossipServer;
 use factum_proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
 use factum_proto::server_features::server_features_server::ServerFeaturesServer;
 use factum_proto::streams::streams_server::StreamsServer;
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
 pub use cluster::{Advertised, PROTOCOL_SERVER_VERSION, SUPPORTED_METHODS};
+pub use limits::Limits;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, TlsConfig, TlsError, TlsSettings};
 
@@ -74,6 +77,8 @@ pub struct ServerOptions {
     /// The access rules beyond each stream's `$acl` (who may read `$all`), for authenticated
     /// requests.
     pub access: auth::acl::AccessPolicy,
+    /// What one client may take: idle and first-request timeouts, subscriptions, request rate.
+    pub limits: Limits,
 }
 
 impl Default for ServerOptions {
@@ -88,6 +93,7 @@ impl Default for ServerOptions {
             engine_stats: None,
             users: None,
             access: auth::acl::AccessPolicy::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -190,11 +196,17 @@ pub async fn serve(
         store.watch_head(),
         options.engine_stats.clone(),
     ));
+    let limits = options.limits.clone();
+    let subscriptions = Arc::new(limits::SubscriptionSlots::new(
+        limits.max_subscriptions,
+        limits.max_subscriptions_per_connection,
+    ));
     let streams = StreamsServer::new(streams::StreamsService::new(
         store.clone(),
         signal.clone(),
         max_append_bytes,
         metrics.clone(),
+        subscriptions.clone(),
     ))
     .max_decoding_message_size(max_decoded_message_bytes)
     .max_encoding_message_size(MAX_ENCODED_MESSAGE_BYTES);
@@ -211,8 +223,15 @@ pub async fn serve(
     let routes = grpc
         .routes()
         .into_axum_router()
-        .merge(http::router(store, signal.clone(), max_append_bytes))
-        .merge(metrics::metrics_router(metrics))
+        .merge(http::router(http::HttpSettings {
+            store,
+            shutdown: signal.clone(),
+            max_append_bytes,
+            metrics: metrics.clone(),
+            subscriptions,
+            sse_keepalive: limits.sse_keepalive_interval(),
+        }))
+        .merge(metrics::metrics_router(metrics.clone()))
         .fallback(http::fallback);
     let routes = match options.users.clone() {
         Some(users) => routes.layer(axum::middleware::from_fn_with_state(
@@ -224,12 +243,35 @@ pub async fn serve(
         )),
         None => routes,
     };
+    // Outermost, so limits apply before credentials are checked (a password guesser is rate
+    // limited too).
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        limits::Admission {
+            rate: limits
+                .max_requests_per_second_per_client
+                .map(|per_second| Arc::new(limits::rate::RateLimiter::new(per_second))),
+        },
+        limits::admit,
+    ));
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        metrics,
+        metrics::count_http,
+    ));
 
-    // Plain TCP, or TLS with concurrent handshakes (see `tls`); nodelay on every connection.
-    let incoming = tls::incoming(listeners, options.tls.clone());
+    // Plain TCP, or TLS with concurrent handshakes (see `tls`); nodelay on every connection,
+    // and each one closed when it idles (see `limits::connection`).
+    let incoming = tls::incoming(listeners, options.tls.clone()).map(move |connection| {
+        connection.map(|connection| {
+            let remote = connection.remote_addr();
+            limits::LimitedConnection::new(connection, remote, &limits)
+        })
+    });
 
     tonic::transport::Server::builder()
         .accept_http1(true)
+        // Pings make a live client's connection move bytes, so only dead or hostile ones idle.
+        .http2_keepalive_interval(Some(options.limits.keepalive_interval()))
+        .http2_keepalive_timeout(Some(options.limits.keepalive_interval()))
         // Gossip answers with the host the client used, which only the request URI knows.
         .layer(tower::util::MapRequestLayer::new(
             cluster::remember_authority,

@@ -55,7 +55,7 @@ const READ_TARGETS: [&str; 2] = ["stream", "all"];
 /// The kinds of error counted by `factum_errors_total{kind}`: the store's
 /// [`Error::kind`](factum_core::Error::kind) names where the protocol keeps them apart, and the
 /// server's own refusals.
-const ERROR_KINDS: [&str; 11] = [
+const ERROR_KINDS: [&str; 14] = [
     "wrong_expected_revision",
     "stream_not_found",
     "stream_deleted",
@@ -65,6 +65,9 @@ const ERROR_KINDS: [&str; 11] = [
     "deadline_exceeded",
     "unavailable",
     "shutting_down",
+    "access_denied",
+    "unauthenticated",
+    "limit_exceeded",
     "internal",
     "other",
 ];
@@ -107,6 +110,19 @@ const CODES: [&str; 17] = [
     "DATA_LOSS",
     "UNAUTHENTICATED",
 ];
+
+/// The classes of HTTP status counted by `factum_http_requests_total{status}`.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The `route` of HTTP requests that no route took.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// An HTTP route of the server: method and path template, as the router declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HttpRoute {
+    method: &'static str,
+    path: &'static str,
+}
 
 /// A histogram's counts, as the engine reports them.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +187,9 @@ pub struct Metrics {
     subscription_events: AtomicU64,
     errors: [AtomicU64; ERROR_KINDS.len()],
     calls: [[AtomicU64; CODES.len()]; METHODS.len()],
+    /// HTTP requests by route (method and path template; the last row for requests no route
+    /// took) and status class.
+    http_requests: Vec<(HttpRoute, [AtomicU64; STATUS_CLASSES.len()])>,
     /// The active subscriptions, by an id of their own.
     subscriptions: Mutex<HashMap<u64, Arc<SubscriptionProgress>>>,
     next_subscription_id: AtomicU64,
@@ -198,6 +217,11 @@ impl Metrics {
             subscription_events: AtomicU64::new(0),
             errors: Default::default(),
             calls: Default::default(),
+            http_requests: crate::http::route_list()
+                .into_iter()
+                .chain([("GET", "/metrics"), ("any", UNMATCHED_ROUTE)])
+                .map(|(method, path)| (HttpRoute { method, path }, Default::default()))
+                .collect(),
             subscriptions: Mutex::new(HashMap::new()),
             next_subscription_id: AtomicU64::new(0),
             head,
@@ -228,6 +252,41 @@ impl Metrics {
     /// BatchAppend error, Append's wrong expected revision).
     pub fn error(&self, status: &Status) {
         self.errors[status_kind(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failure of the HTTP API by its error code: a kind of [`ERROR_KINDS`] counts as
+    /// itself, any other as `other`.
+    pub fn error_kind(&self, kind: &str) {
+        let index = ERROR_KINDS
+            .iter()
+            .position(|known| *known == kind)
+            .unwrap_or(ERROR_KINDS.len() - 1);
+        self.errors[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP request by its route (`None`: no route took it) and the status it was
+    /// answered with, and an error by the code the answer carries.
+    fn http_request(
+        &self,
+        method: &http::Method,
+        route: Option<&str>,
+        status: http::StatusCode,
+        error_code: Option<&str>,
+    ) {
+        let row = route
+            .and_then(|path| {
+                self.http_requests
+                    .iter()
+                    .position(|(route, _)| route.path == path && route.method == method.as_str())
+            })
+            .unwrap_or(self.http_requests.len() - 1);
+        let class = usize::from(status.as_u16() / 100)
+            .saturating_sub(1)
+            .min(STATUS_CLASSES.len() - 1);
+        self.http_requests[row].1[class].fetch_add(1, Ordering::Relaxed);
+        if status.is_client_error() || status.is_server_error() {
+            self.error_kind(http_error_kind(status, error_code));
+        }
     }
 
     /// Counts one gRPC call by its answer (the status a streaming call started with), and logs
@@ -369,6 +428,22 @@ impl Metrics {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP factum_http_requests_total Requests of the HTTP API (gRPC calls are counted apart), by method, route and status class.\n# TYPE factum_http_requests_total counter"
+        );
+        for (route, classes) in &self.http_requests {
+            for (class, count) in STATUS_CLASSES.iter().zip(classes) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "factum_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{class}\"}} {count}",
+                        route.method, route.path
+                    );
+                }
+            }
+        }
         if let Some(engine) = &self.engine {
             let snapshot = (engine.0)();
             histogram(
@@ -459,6 +534,11 @@ impl SubscriptionGuard {
         self.metrics.error(status);
     }
 
+    /// It ended with an error of the HTTP API, whose code is `kind`.
+    pub fn error_kind(&self, kind: &str) {
+        self.metrics.error_kind(kind);
+    }
+
     /// It fell behind and is catching up again.
     pub fn fell_behind(&self) {
         self.progress.live.store(false, Ordering::Relaxed);
@@ -496,6 +576,9 @@ fn status_kind(status: &Status) -> usize {
             Code::DeadlineExceeded | Code::Aborted => "deadline_exceeded",
             Code::Unavailable if status.message() == "Server Is Shutting Down" => "shutting_down",
             Code::Unavailable => "unavailable",
+            Code::PermissionDenied => "access_denied",
+            Code::Unauthenticated => "unauthenticated",
+            Code::ResourceExhausted => "limit_exceeded",
             Code::Internal => "internal",
             _ => "other",
         },
@@ -504,6 +587,50 @@ fn status_kind(status: &Status) -> usize {
         .iter()
         .position(|known| *known == kind)
         .expect("every kind above is listed")
+}
+
+/// The kind counted for an HTTP error: its code when that is a kind of [`ERROR_KINDS`] (the
+/// store's refusals keep their kind as their code), else the kind its status stands for.
+fn http_error_kind(status: http::StatusCode, code: Option<&str>) -> &str {
+    if let Some(code) = code
+        && ERROR_KINDS.contains(&code)
+    {
+        return code;
+    }
+    match status.as_u16() {
+        401 => "unauthenticated",
+        403 => "access_denied",
+        413 => "append_too_large",
+        429 => "limit_exceeded",
+        503 => "unavailable",
+        400..=499 => "invalid_argument",
+        500..=599 => "internal",
+        _ => "other",
+    }
+}
+
+/// Counts every request of the HTTP API (an axum middleware around the whole router; gRPC
+/// calls pass through uncounted here, their service counts them).
+pub(crate) async fn count_http(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if crate::http::is_grpc(request.headers()) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let error_code = response
+        .extensions()
+        .get::<crate::http::ErrorCode>()
+        .map(|code| code.0);
+    metrics.http_request(&method, route.as_deref(), response.status(), error_code);
+    response
 }
 
 /// The in-band error of a BatchAppend reply as the status it stands for, to count it by kind

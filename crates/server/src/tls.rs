@@ -29,7 +29,6 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// The most TLS handshakes in progress at once; past it the server stops accepting until one
 /// ends (the kernel's backlog holds the rest).
@@ -212,19 +211,13 @@ pub enum Connection {
 }
 
 impl Connection {
-    fn tcp(&self) -> &TcpStream {
-        match self {
+    /// The client's address.
+    pub(crate) fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        let tcp = match self {
             Connection::Plain(tcp) => tcp,
             Connection::Tls(tls) => tls.get_ref().0,
-        }
-    }
-}
-
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.tcp().connect_info()
+        };
+        tcp.peer_addr().ok()
     }
 }
 

@@ -58,6 +58,11 @@ impl HttpError {
         )
     }
 
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The status of the response.
     #[cfg(test)]
     pub fn status(&self) -> StatusCode {
@@ -96,9 +101,15 @@ impl From<Error> for HttpError {
     }
 }
 
+/// The code of an error response, in its extensions: the metrics count errors by it.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        super::json_response(self.status, &self.to_json())
+        let mut response = super::json_response(self.status, &self.to_json());
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
     }
 }
 

@@ -14,16 +14,20 @@ mod params;
 mod sse;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use factum_core::EventStore;
 use serde::Serialize;
 
+use crate::limits::SubscriptionSlots;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+pub(crate) use error::ErrorCode;
 use error::HttpError;
 
 /// A JSON error response in the API's shape, for the layers around it (authentication).
@@ -38,6 +42,22 @@ pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 /// larger, escapes make text longer).
 const BODY_OVERHEAD_BYTES: usize = 1024 * 1024;
 
+/// What the HTTP API is built from.
+pub struct HttpSettings {
+    /// The store served.
+    pub store: Arc<dyn EventStore>,
+    /// Ends subscriptions when it fires.
+    pub shutdown: Shutdown,
+    /// Appends larger than this are refused before they reach the store.
+    pub max_append_bytes: usize,
+    /// Where subscriptions are counted.
+    pub metrics: Arc<Metrics>,
+    /// The subscription limits, shared with gRPC.
+    pub subscriptions: Arc<SubscriptionSlots>,
+    /// How often a quiet server-sent-event subscription sends a comment.
+    pub sse_keepalive: Duration,
+}
+
 /// What every handler shares.
 struct HttpState {
     store: Arc<dyn EventStore>,
@@ -46,6 +66,9 @@ struct HttpState {
     max_append_bytes: usize,
     /// The largest request body read, in bytes.
     max_body_bytes: usize,
+    metrics: Arc<Metrics>,
+    subscriptions: Arc<SubscriptionSlots>,
+    sse_keepalive: Duration,
 }
 
 type AppState = Arc<HttpState>;
@@ -84,17 +107,38 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The HTTP API over `store`, for merging with the gRPC services' router (then set
-/// [`fallback`] on the merged router). Subscriptions end when `shutdown` fires; appends larger
-/// than `max_append_bytes` are refused before they reach the store.
-pub fn router(store: Arc<dyn EventStore>, shutdown: Shutdown, max_append_bytes: usize) -> Router {
+/// Every route's method and path template, as the router matches them.
+pub(crate) fn route_list() -> Vec<(&'static str, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(method, path, _)| (method_name(&method), path))
+        .collect()
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// The HTTP API, for merging with the gRPC services' router (then set [`fallback`] on the
+/// merged router).
+pub fn router(settings: HttpSettings) -> Router {
     let state = Arc::new(HttpState {
-        store,
-        shutdown,
-        max_append_bytes,
-        max_body_bytes: max_append_bytes
+        store: settings.store,
+        shutdown: settings.shutdown,
+        max_append_bytes: settings.max_append_bytes,
+        max_body_bytes: settings
+            .max_append_bytes
             .saturating_mul(2)
             .saturating_add(BODY_OVERHEAD_BYTES),
+        metrics: settings.metrics,
+        subscriptions: settings.subscriptions,
+        sse_keepalive: settings.sse_keepalive,
     });
     let mut router = Router::new();
     for (_, path, method_router) in routes() {
@@ -108,12 +152,7 @@ pub fn router(store: Arc<dyn EventStore>, shutdown: Shutdown, max_append_bytes: 
 /// What answers a request no route takes: gRPC's "unimplemented" for a gRPC call, a JSON 404
 /// otherwise.
 pub async fn fallback(request: Request<axum::body::Body>) -> Response {
-    let is_grpc = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"));
-    if is_grpc {
+    if is_grpc(request.headers()) {
         return tonic::Status::unimplemented("")
             .into_http::<axum::body::Body>()
             .into_response();
@@ -132,6 +171,14 @@ async fn method_not_allowed(method: Method) -> HttpError {
         "method_not_allowed",
         format!("this route does not take {method}"),
     )
+}
+
+/// Whether a request is a gRPC call (by its content type, as KurrentDB routes them).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"))
 }
 
 /// A JSON response.

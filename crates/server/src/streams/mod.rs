@@ -19,6 +19,7 @@ use factum_proto::streams::{
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::limits::{ConnectionInfo, SubscriptionSlots};
 use crate::metrics::{Method, Metrics};
 use crate::shutdown::Shutdown;
 
@@ -31,6 +32,7 @@ pub struct StreamsService {
     shutdown: Shutdown,
     max_append_bytes: usize,
     metrics: Arc<Metrics>,
+    reads: read::ReadContext,
 }
 
 impl StreamsService {
@@ -42,8 +44,14 @@ impl StreamsService {
         shutdown: Shutdown,
         max_append_bytes: usize,
         metrics: Arc<Metrics>,
+        subscriptions: Arc<SubscriptionSlots>,
     ) -> StreamsService {
         StreamsService {
+            reads: read::ReadContext {
+                shutdown: shutdown.clone(),
+                metrics: metrics.clone(),
+                subscriptions,
+            },
             store,
             shutdown,
             max_append_bytes,
@@ -85,10 +93,11 @@ impl Streams for StreamsService {
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
         let started = Instant::now();
         let store = self.store_for(&request);
+        let connection = request.extensions().get::<ConnectionInfo>().cloned();
         let stream = read::read(
             store,
-            self.shutdown.clone(),
-            self.metrics.clone(),
+            &self.reads,
+            connection.as_ref(),
             request.into_inner(),
         )
         .await;

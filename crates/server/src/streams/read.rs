@@ -32,6 +32,7 @@ use crate::convert::{
     stream_to_wire,
 };
 use crate::errors::{ApiError, stream_deleted};
+use crate::limits::{ConnectionInfo, SubscriptionSlots};
 use crate::metrics::{Metrics, ReadTarget, SubscriptionGuard};
 use crate::shutdown::Shutdown;
 
@@ -50,13 +51,22 @@ const SUBSCRIPTION_PAGE_EVENTS: u64 = 32;
 /// The `compatibility` from which a client understands `fell_behind`.
 const FELL_BEHIND_COMPATIBILITY: u32 = 2;
 
+/// What a read shares with the rest of the server.
+pub struct ReadContext {
+    pub shutdown: Shutdown,
+    pub metrics: Arc<Metrics>,
+    pub subscriptions: Arc<SubscriptionSlots>,
+}
+
 /// Starts a read or subscription; errors in the request are answered before any message.
+/// `connection` is the connection the request came on, whose subscriptions are limited.
 pub async fn read(
     store: Arc<dyn EventStore>,
-    shutdown: Shutdown,
-    metrics: Arc<Metrics>,
+    context: &ReadContext,
+    connection: Option<&ConnectionInfo>,
     request: ReadReq,
 ) -> Result<ReplyStream<ReadResp>, Status> {
+    let metrics = context.metrics.clone();
     let options = request
         .options
         .ok_or_else(|| ApiError::bad_request("the read has no options"))?;
@@ -90,6 +100,10 @@ pub async fn read(
             if direction == Direction::Backwards {
                 return Err(ApiError::bad_request("subscriptions read forwards only").into());
             }
+            let permit = context
+                .subscriptions
+                .try_acquire(connection)
+                .map_err(|refusal| Status::resource_exhausted(refusal.message()))?;
             let subscription = match stream_option {
                 StreamOption::Stream(target) => {
                     refuse_filter(&options, "a stream subscription")?;
@@ -107,14 +121,19 @@ pub async fn read(
             } else {
                 ReadTarget::Stream
             });
-            Ok(subscription_stream(
+            let replies = subscription_stream(
                 subscription.with_page_events(SUBSCRIPTION_PAGE_EVENTS),
                 to_all,
                 format,
                 compatibility,
-                shutdown,
+                context.shutdown.clone(),
                 guard,
-            ))
+            );
+            // The permit lives as long as the reply stream: its slot is given back when the
+            // client leaves or the subscription ends.
+            Ok(Box::pin(replies.inspect(move |_| {
+                let _held = &permit;
+            })))
         }
         (None, _) => Err(ApiError::bad_request("the read names no stream and not $all").into()),
         (_, None) => {

@@ -119,6 +119,16 @@ pub fn read_stream_request(name: &str) -> ReadReq {
     }
 }
 
+/// A subscription to a stream from its start, ids as strings.
+pub fn subscribe_stream_request(name: &str) -> ReadReq {
+    let mut request = read_stream_request(name);
+    let options = request.options.as_mut().unwrap();
+    options.count_option = Some(read_req::options::CountOption::Subscription(
+        read_req::options::SubscriptionOptions {},
+    ));
+    request
+}
+
 /// A subscription to `$all` from the start, optionally filtered.
 pub fn subscribe_all_request(filter: Option<read_req::options::FilterOptions>) -> ReadReq {
     use read_req::options;
@@ -156,5 +166,206 @@ pub async fn wait_for_alive_tasks_at_most(tasks: usize) {
         );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The `Authorization` header value of HTTP basic credentials.
+pub fn basic_auth(name: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// Sends one `authorization` value with every call (see [`streams_client_as`]).
+#[derive(Clone)]
+pub struct Authorize(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Authorize {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A Streams client on `channel` whose calls carry `authorization` (see [`basic_auth`]).
+pub fn streams_client_as(
+    channel: Channel,
+    authorization: &str,
+) -> StreamsClient<tonic::service::interceptor::InterceptedService<Channel, Authorize>> {
+    StreamsClient::with_interceptor(channel, Authorize(authorization.parse().unwrap()))
+}
+
+/// An HTTP answer: status, content type and body.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: bytes::Bytes,
+}
+
+impl HttpReply {
+    /// The body as JSON (panics, with the body, if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Opens an HTTP/1.1 connection and sends one request; the connection's task comes back with
+/// the response head, so the caller may read the body as it comes (server-sent events).
+pub async fn http_open(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (hyper::Response<hyper::body::Incoming>, JoinHandle<()>) {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", address);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(
+            request
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap(),
+        )
+        .await
+        .expect("a response");
+    (response, task)
+}
+
+/// One HTTP/1.1 request on its own connection; the whole answer.
+pub async fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> HttpReply {
+    let (response, task) = http_open(address, method, path, headers, body).await;
+    let reply = http_reply(response).await;
+    task.abort();
+    reply
+}
+
+/// The whole answer of a response whose head has come.
+pub async fn http_reply(response: hyper::Response<hyper::body::Incoming>) -> HttpReply {
+    use http_body_util::BodyExt;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the whole body")
+        .to_bytes();
+    HttpReply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+/// The server-sent events of a response body, one at a time.
+pub struct SseStream {
+    body: hyper::body::Incoming,
+    buffer: String,
+    connection: JoinHandle<()>,
+}
+
+impl SseStream {
+    /// The events of `response` (an event stream), read over `connection`.
+    pub fn new(
+        response: hyper::Response<hyper::body::Incoming>,
+        connection: JoinHandle<()>,
+    ) -> Self {
+        SseStream {
+            body: response.into_body(),
+            buffer: String::new(),
+            connection,
+        }
+    }
+
+    /// The next event (keep-alive comments skipped), `None` when the stream ends; fails the
+    /// test if none comes within 10 s.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        use http_body_util::BodyExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".to_owned(),
+                    data: String::new(),
+                };
+                let mut is_comment = true;
+                for line in block.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "" => continue,
+                        "id" => event.id = Some(value.to_owned()),
+                        "event" => event.event = value.to_owned(),
+                        "data" => {
+                            if !event.data.is_empty() {
+                                event.data.push('\n');
+                            }
+                            event.data.push_str(value);
+                        }
+                        _ => {}
+                    }
+                    is_comment = false;
+                }
+                if is_comment {
+                    continue;
+                }
+                return Some(event);
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.body.frame())
+                .await
+                .expect("an event within 10 s")?
+                .expect("a body frame");
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+}
+
+impl Drop for SseStream {
+    // The connection goes with the stream.
+    fn drop(&mut self) {
+        self.connection.abort();
     }
 }
