@@ -238,6 +238,25 @@ impl Metrics {
         }
     }
 
+    /// Counts an append of `events` events of `bytes` bytes from the store's answer (the HTTP
+    /// API's appends, which go to the store as they are).
+    pub fn store_append(
+        &self,
+        answer: &factum_core::Result<factum_core::AppendResult>,
+        events: u64,
+        bytes: u64,
+    ) {
+        let outcome = match answer {
+            Ok(_) if events == 0 => AppendOutcome::Empty,
+            Ok(_) => AppendOutcome::Written,
+            Err(factum_core::Error::WrongExpectedRevision { .. }) => {
+                AppendOutcome::WrongExpectedRevision
+            }
+            Err(_) => AppendOutcome::Error,
+        };
+        self.append(outcome, events, bytes);
+    }
+
     /// Counts a read (not a subscription) that started.
     pub fn read(&self, target: ReadTarget) {
         self.reads[target as usize].fetch_add(1, Ordering::Relaxed);
@@ -254,8 +273,8 @@ impl Metrics {
         self.errors[status_kind(status)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a failure of the HTTP API by its error code: a kind of [`ERROR_KINDS`] counts as
-    /// itself, any other as `other`.
+    /// Counts a failure of the HTTP API by its error code: one of the kinds of
+    /// `factum_errors_total` counts as itself, any other as `other`.
     pub fn error_kind(&self, kind: &str) {
         let index = ERROR_KINDS
             .iter()

@@ -243,3 +243,41 @@ async fn acls_are_enforced_on_grpc_and_http_and_admins_pass() {
     assert!(all.starts_with("HTTP/1.1 403"), "{all}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_whose_stream_does_not_decode_is_refused_like_bad_credentials() {
+    use factum_core::{ExpectedRevision, ProposedEvent, StreamName};
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let users = UserStore::new(store.clone());
+    for name in ["alice", "bob"] {
+        users.create(name, "", &[], "right").await.unwrap();
+    }
+    store
+        .append(
+            &StreamName::new("$user-bob").unwrap(),
+            ExpectedRevision::Any,
+            vec![ProposedEvent::bytes("PasswordChanged", "not json")],
+        )
+        .await
+        .unwrap();
+    let options = ServerOptions {
+        users: Some(Arc::new(users)),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(store, options).await;
+    let bob = basic_auth("bob", "right");
+    let mut client = streams_client_as(server.channel().await, &bob);
+    let status = match client.read(read_stream_request("account-1")).await {
+        Err(status) => status,
+        Ok(response) => response.into_inner().next().await.unwrap().unwrap_err(),
+    };
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "Bad credentials: authentication required");
+    let refused = http_get(&server.address, "/streams/account-1", Some(&bob)).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    // Nobody else is affected.
+    let alice = basic_auth("alice", "right");
+    let allowed = http_get(&server.address, "/streams/account-1", Some(&alice)).await;
+    assert!(allowed.starts_with("HTTP/1.1 404"), "{allowed}");
+    server.stop().await;
+}

@@ -4,109 +4,23 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use factum_core::{EventStore, Position};
 use factum_memory::MemoryStore;
 use factum_server::ServerOptions;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::TestServer;
+use support::{HttpReply, SseStream, TestServer, http_open, http_request};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
-/// An answer: status, content type and body.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// Asserts a JSON error with this status and code.
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.content_type, "application/json", "{self:?}");
-        assert_eq!(self.json()["error"]["code"], code, "{self:?}");
-        assert!(self.json()["error"]["message"].is_string(), "{self:?}");
-    }
-}
-
-/// Opens a connection and sends one request; the connection's task comes back with the
-/// response, so a caller may drop it mid-body (a dropped connection).
-async fn open(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (hyper::Response<Incoming>, JoinHandle<()>) {
-    let stream = TcpStream::connect(address).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    let task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", address);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = sender
-        .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .expect("a response");
-    (response, task)
-}
-
-async fn send(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Reply {
-    let (response, task) = open(address, method, path, headers, body).await;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("the whole body")
-        .to_bytes();
-    task.abort();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-async fn get(address: &str, path: &str) -> Reply {
-    send(address, "GET", path, &[], Vec::new()).await
+async fn get(address: &str, path: &str) -> HttpReply {
+    http_request(address, "GET", path, &[], Vec::new()).await
 }
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
-async fn append(address: &str, stream: &str, expected: &str, events: Value) -> Reply {
-    send(
+async fn append(address: &str, stream: &str, expected: &str, events: Value) -> HttpReply {
+    http_request(
         address,
         "POST",
         &format!("/streams/{stream}"),
@@ -118,96 +32,6 @@ async fn append(address: &str, stream: &str, expected: &str, events: Value) -> R
 
 fn event(event_type: &str, data: Value) -> Value {
     json!({ "type": event_type, "data": data })
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone, PartialEq)]
-struct SseEvent {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-/// Reads server-sent events off a response body.
-struct SseReader {
-    body: Incoming,
-    buffer: String,
-    connection: JoinHandle<()>,
-}
-
-impl SseReader {
-    async fn open(address: &str, path: &str, last_event_id: Option<&str>) -> SseReader {
-        let mut headers = vec![("accept", "text/event-stream")];
-        if let Some(id) = last_event_id {
-            headers.push(("last-event-id", id));
-        }
-        let (response, connection) = open(address, "GET", path, &headers, Vec::new()).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        SseReader {
-            body: response.into_body(),
-            buffer: String::new(),
-            connection,
-        }
-    }
-
-    /// The next event (keep-alive comments skipped), `None` when the stream ends.
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent {
-                    id: None,
-                    event: "message".to_owned(),
-                    data: String::new(),
-                };
-                let mut is_comment = true;
-                for line in block.lines() {
-                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match field {
-                        "" => continue,
-                        "id" => event.id = Some(value.to_owned()),
-                        "event" => event.event = value.to_owned(),
-                        "data" => {
-                            if !event.data.is_empty() {
-                                event.data.push('\n');
-                            }
-                            event.data.push_str(value);
-                        }
-                        _ => {}
-                    }
-                    is_comment = false;
-                }
-                if is_comment {
-                    continue;
-                }
-                return Some(event);
-            }
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.body.frame())
-                .await
-                .expect("an event within 10 s")?
-                .expect("a body frame");
-            if let Ok(data) = frame.into_data() {
-                self.buffer.push_str(std::str::from_utf8(&data).unwrap());
-            }
-        }
-    }
-
-    /// The next event that is not `caught_up` or `checkpoint`.
-    async fn next_event(&mut self) -> SseEvent {
-        loop {
-            let event = self.next().await.expect("the stream goes on");
-            if event.event != "caught_up" && event.event != "checkpoint" {
-                return event;
-            }
-        }
-    }
-
-    /// Drops the connection.
-    fn drop_connection(self) {
-        self.connection.abort();
-    }
 }
 
 async fn server() -> TestServer {
@@ -237,7 +61,7 @@ async fn health_and_the_openapi_document() {
             }
             let concrete = path.replace("{stream}", "openapi-check");
             // Subscriptions never end: only their status and headers are read.
-            let (response, connection) = open(
+            let (response, connection) = http_open(
                 &server.address,
                 &method.to_uppercase(),
                 &format!("{concrete}?from=end"),
@@ -284,7 +108,7 @@ async fn append_then_read_a_stream_both_ways_in_pages() {
     assert_eq!(events[0]["data"], json!({"total": 1.50, "items": ["a"]}));
     // Data comes back as written: key order and the number's text survive.
     let raw = br#"[{"type":"Raw","data":{"z":1.50,"a":[1]}}]"#.to_vec();
-    let written = send(address, "POST", "/streams/raw", &[JSON], raw).await;
+    let written = http_request(address, "POST", "/streams/raw", &[JSON], raw).await;
     assert_eq!(written.status, 200);
     let text = String::from_utf8(get(address, "/streams/raw").await.body.to_vec()).unwrap();
     assert!(text.contains(r#""data":{"z":1.50,"a":[1]}"#), "{text}");
@@ -360,7 +184,7 @@ async fn expected_revisions_and_idempotent_ids() {
     assert_eq!(next.json()["revision"], 1);
     let exists = append(address, "s", "stream-exists", json!([event("C", json!(1))])).await;
     assert_eq!(exists.json()["revision"], 2);
-    let any = send(
+    let any = http_request(
         address,
         "POST",
         "/streams/s",
@@ -391,7 +215,7 @@ async fn read_all_with_filters_and_pages() {
         .await;
         assert_eq!(reply.status, 200);
     }
-    let streams_of = |reply: &Reply| -> Vec<String> {
+    let streams_of = |reply: &HttpReply| -> Vec<String> {
         reply.json()["events"]
             .as_array()
             .unwrap()
@@ -455,7 +279,7 @@ async fn read_all_with_filters_and_pages() {
     );
 
     // System events only when asked for.
-    let metadata = send(
+    let metadata = http_request(
         address,
         "PUT",
         "/streams/order-1/metadata",
@@ -491,7 +315,7 @@ async fn metadata_deletes_and_tombstones() {
         ]),
     )
     .await;
-    let set = send(
+    let set = http_request(
         address,
         "PUT",
         "/streams/s/metadata",
@@ -513,7 +337,7 @@ async fn metadata_deletes_and_tombstones() {
             .len(),
         2
     );
-    send(
+    http_request(
         address,
         "PUT",
         "/streams/s/metadata",
@@ -522,7 +346,7 @@ async fn metadata_deletes_and_tombstones() {
     )
     .await
     .assert_error(409, "wrong_expected_revision");
-    send(
+    http_request(
         address,
         "PUT",
         "/streams/s/metadata",
@@ -533,7 +357,7 @@ async fn metadata_deletes_and_tombstones() {
     .assert_error(400, "invalid_metadata");
 
     // Soft delete: the stream reads as not found, and can be written again.
-    send(
+    http_request(
         address,
         "DELETE",
         "/streams/s",
@@ -542,7 +366,7 @@ async fn metadata_deletes_and_tombstones() {
     )
     .await
     .assert_error(409, "wrong_expected_revision");
-    let deleted = send(
+    let deleted = http_request(
         address,
         "DELETE",
         "/streams/s",
@@ -559,7 +383,7 @@ async fn metadata_deletes_and_tombstones() {
     assert_eq!(again.json()["revision"], 3);
 
     // Tombstone: gone for good.
-    let tombstone = send(address, "DELETE", "/streams/s?hard=true", &[], Vec::new()).await;
+    let tombstone = http_request(address, "DELETE", "/streams/s?hard=true", &[], Vec::new()).await;
     assert_eq!(tombstone.status, 200, "{tombstone:?}");
     get(address, "/streams/s")
         .await
@@ -570,10 +394,10 @@ async fn metadata_deletes_and_tombstones() {
     get(address, "/streams/s/metadata")
         .await
         .assert_error(410, "stream_deleted");
-    send(address, "DELETE", "/streams/s?hard=true", &[], Vec::new())
+    http_request(address, "DELETE", "/streams/s?hard=true", &[], Vec::new())
         .await
         .assert_error(410, "stream_deleted");
-    send(address, "DELETE", "/streams/never", &[], Vec::new())
+    http_request(address, "DELETE", "/streams/never", &[], Vec::new())
         .await
         .assert_error(404, "stream_not_found");
     server.stop().await;
@@ -590,7 +414,7 @@ async fn bad_requests_get_clean_errors_and_write_nothing() {
     let address = &server.address;
     let body = json!([event("A", json!(1))]).to_string().into_bytes();
     let post = |path: &'static str, headers: Vec<(&'static str, &'static str)>, body: Vec<u8>| async move {
-        send(address, "POST", path, &headers, body).await
+        http_request(address, "POST", path, &headers, body).await
     };
     post("/streams/s", vec![], body.clone())
         .await
@@ -643,7 +467,7 @@ async fn bad_requests_get_clean_errors_and_write_nothing() {
         .await
         .assert_error(404, "not_found");
     // A gRPC call no service takes is gRPC's UNIMPLEMENTED, not a JSON 404.
-    let (grpc, connection) = open(
+    let (grpc, connection) = http_open(
         address,
         "POST",
         "/no.such.Service/Call",
@@ -653,7 +477,7 @@ async fn bad_requests_get_clean_errors_and_write_nothing() {
     .await;
     assert_eq!(grpc.headers()["grpc-status"], "12");
     connection.abort();
-    send(address, "PATCH", "/streams/s", &[], Vec::new())
+    http_request(address, "PATCH", "/streams/s", &[], Vec::new())
         .await
         .assert_error(405, "method_not_allowed");
     get(address, "/streams/s?limit=0")
@@ -671,7 +495,7 @@ async fn bad_requests_get_clean_errors_and_write_nothing() {
     get(address, "/all?stream_prefix=%FF")
         .await
         .assert_error(400, "invalid_query");
-    let subscribe = send(
+    let subscribe = http_request(
         address,
         "GET",
         "/streams/s/subscribe",
@@ -728,7 +552,7 @@ async fn a_stream_subscription_resumes_from_last_event_id_without_gaps_or_duplic
         ]),
     )
     .await;
-    let mut sse = SseReader::open(address, "/streams/sub/subscribe", None).await;
+    let mut sse = SseStream::open(address, "/streams/sub/subscribe", None).await;
     let mut seen = Vec::new();
     for expected in 0..3u64 {
         let event = sse.next().await.unwrap();
@@ -745,7 +569,7 @@ async fn a_stream_subscription_resumes_from_last_event_id_without_gaps_or_duplic
     assert_eq!(live.id.as_deref(), Some("3"));
     seen.push(3);
     let last_id = live.id.clone().unwrap();
-    sse.drop_connection();
+    drop(sse);
 
     // Written while nobody listens.
     append(
@@ -755,7 +579,7 @@ async fn a_stream_subscription_resumes_from_last_event_id_without_gaps_or_duplic
         json!([event("A", json!(4)), event("A", json!(5))]),
     )
     .await;
-    let mut resumed = SseReader::open(address, "/streams/sub/subscribe", Some(&last_id)).await;
+    let mut resumed = SseStream::open(address, "/streams/sub/subscribe", Some(&last_id)).await;
     for _ in 0..2 {
         let event = resumed.next_event().await;
         seen.push(event.id.unwrap().parse().unwrap());
@@ -765,9 +589,9 @@ async fn a_stream_subscription_resumes_from_last_event_id_without_gaps_or_duplic
     assert_eq!(seen, (0..7).collect::<Vec<u64>>());
 
     // `from` is exclusive, like Last-Event-ID; `end` is only what comes next.
-    let mut after = SseReader::open(address, "/streams/sub/subscribe?from=5", None).await;
+    let mut after = SseStream::open(address, "/streams/sub/subscribe?from=5", None).await;
     assert_eq!(after.next_event().await.id.as_deref(), Some("6"));
-    let mut end = SseReader::open(address, "/streams/sub/subscribe?from=end", None).await;
+    let mut end = SseStream::open(address, "/streams/sub/subscribe?from=end", None).await;
     assert_eq!(end.next().await.unwrap().event, "caught_up");
     append(address, "sub", "any", json!([event("A", json!(7))])).await;
     assert_eq!(end.next_event().await.id.as_deref(), Some("7"));
@@ -787,7 +611,7 @@ async fn an_all_subscription_resumes_by_position_with_its_filter() {
         }
     }
     let path = "/all/subscribe?stream_prefix=keep-";
-    let mut sse = SseReader::open(address, path, None).await;
+    let mut sse = SseStream::open(address, path, None).await;
     let mut seen = Vec::new();
     for _ in 0..2 {
         let event = sse.next_event().await;
@@ -797,7 +621,7 @@ async fn an_all_subscription_resumes_by_position_with_its_filter() {
         seen.push(body["position"].as_u64().unwrap());
     }
     let last_id = seen.last().unwrap().to_string();
-    sse.drop_connection();
+    drop(sse);
     for index in 6..10 {
         let stream = if index % 2 == 0 { "keep-1" } else { "skip-1" };
         let reply = append(address, stream, "any", json!([event("E", json!(index))])).await;
@@ -805,7 +629,7 @@ async fn an_all_subscription_resumes_by_position_with_its_filter() {
             expected.push(reply.json()["position"].as_u64().unwrap());
         }
     }
-    let mut resumed = SseReader::open(address, path, Some(&last_id)).await;
+    let mut resumed = SseStream::open(address, path, Some(&last_id)).await;
     for _ in 0..3 {
         let event = resumed.next_event().await;
         seen.push(event.id.unwrap().parse().unwrap());
@@ -818,9 +642,9 @@ async fn an_all_subscription_resumes_by_position_with_its_filter() {
 async fn subscriptions_end_when_the_server_shuts_down() {
     let server = server().await;
     let address = server.address.clone();
-    let mut stream = SseReader::open(&address, "/streams/s/subscribe", None).await;
+    let mut stream = SseStream::open(&address, "/streams/s/subscribe", None).await;
     assert_eq!(stream.next().await.unwrap().event, "caught_up");
-    let mut all = SseReader::open(&address, "/all/subscribe?from=end", None).await;
+    let mut all = SseStream::open(&address, "/all/subscribe?from=end", None).await;
     assert_eq!(all.next().await.unwrap().event, "caught_up");
     let stopping = tokio::spawn(server.stop());
     for reader in [&mut stream, &mut all] {
@@ -838,7 +662,7 @@ async fn subscribing_to_a_tombstoned_stream_is_gone() {
     let server = server().await;
     let address = &server.address;
     append(address, "t", "any", json!([event("A", json!(1))])).await;
-    send(address, "DELETE", "/streams/t?hard=true", &[], Vec::new()).await;
+    http_request(address, "DELETE", "/streams/t?hard=true", &[], Vec::new()).await;
     get(address, "/streams/t/subscribe")
         .await
         .assert_error(410, "stream_deleted");
@@ -968,7 +792,7 @@ mod properties {
                         ),
                         BadRequest::Huge(size) => ("/streams/s".to_owned(), vec![JSON], vec![b'['; *size], 413),
                     };
-                    let reply = send(address, "POST", &path, &headers, body).await;
+                    let reply = http_request(address, "POST", &path, &headers, body).await;
                     assert_eq!(reply.status, status, "{request:?}: {reply:?}");
                     assert_eq!(reply.content_type, "application/json", "{request:?}");
                     assert!(reply.json()["error"]["code"].is_string(), "{request:?}");

@@ -365,6 +365,16 @@ async fn http_requests_subscriptions_and_errors_are_in_the_metrics() {
         metric(&metrics, "factum_errors_total{kind=\"invalid_argument\"}"),
         1.0
     );
+    // The HTTP API's appends and reads count with gRPC's.
+    assert_eq!(
+        metric(&metrics, "factum_appends_total{outcome=\"written\"}"),
+        1.0
+    );
+    assert_eq!(metric(&metrics, "factum_appended_events_total"), 1.0);
+    assert_eq!(
+        metric(&metrics, "factum_reads_total{target=\"stream\"}"),
+        1.0
+    );
     assert_eq!(metric(&metrics, "factum_subscriptions_active"), 1.0);
     assert_eq!(
         metric(

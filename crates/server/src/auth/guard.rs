@@ -11,6 +11,7 @@ use factum_core::{
     AllSlice, AppendResult, DeleteResult, Error, EventStore, ExpectedRevision, Limits, Position,
     ProposedEvent, ReadAllOptions, ReadStreamOptions, RecordedEvent, Result, StreamName,
 };
+use serde_json::Value;
 use tokio::sync::watch;
 
 use super::acl::{AccessPolicy, Operation, Principal, target_of};
@@ -45,15 +46,30 @@ impl GuardedStore {
             Err(Error::StreamDeleted { .. }) => None,
             Err(error) => return Err(error),
         };
-        // A malformed `$acl` denies (fail closed) rather than opening the stream.
-        let allowed = self
-            .policy
-            .allows(&self.principal, operation, &target, acl.as_ref())
-            .unwrap_or(false);
-        if allowed {
+        if self.permits(operation, &target, acl.as_ref()) {
             Ok(())
         } else {
             Err(denied(operation, target.as_str()))
+        }
+    }
+
+    /// Whether the `$acl` of `target` lets the caller do `operation`. A malformed `$acl`
+    /// denies (fail closed) rather than opening the stream.
+    fn permits(&self, operation: Operation, target: &StreamName, acl: Option<&Value>) -> bool {
+        self.policy
+            .allows(&self.principal, operation, target, acl)
+            .unwrap_or(false)
+    }
+
+    /// Whether a (non-admin) caller reading `$all` sees the events of `stream`: those it may
+    /// read. A tombstoned stream's `$acl` went with it, so nothing says who may read what it
+    /// held: its events stay in `$all` for admins only (the defaults would open them all).
+    async fn shows_in_all(&self, stream: &StreamName) -> Result<bool> {
+        let (target, operation) = target_of(stream, Operation::Read);
+        match self.inner.stream_metadata(&target).await {
+            Ok(metadata) => Ok(self.permits(operation, &target, metadata.metadata.acl.as_ref())),
+            Err(Error::StreamDeleted { .. }) => Ok(false),
+            Err(error) => Err(error),
         }
     }
 }
@@ -109,11 +125,7 @@ impl EventStore for GuardedStore {
             let allowed = match readable.get(&event.stream) {
                 Some(allowed) => *allowed,
                 None => {
-                    let allowed = match self.check(&event.stream, Operation::Read).await {
-                        Ok(()) => true,
-                        Err(Error::AccessDenied { .. }) => false,
-                        Err(error) => return Err(error),
-                    };
+                    let allowed = self.shows_in_all(&event.stream).await?;
                     readable.insert(event.stream.clone(), allowed);
                     allowed
                 }
@@ -335,6 +347,58 @@ mod tests {
         assert!(is_denied(
             outsider.read_all(ReadAllOptions::forwards()).await
         ));
+    }
+
+    #[tokio::test]
+    async fn a_tombstoned_streams_events_stay_in_all_for_admins_only() {
+        let inner: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        for name in ["orders", "closed"] {
+            inner
+                .append(&stream(name), ExpectedRevision::Any, event())
+                .await
+                .unwrap();
+        }
+        inner
+            .set_stream_metadata(
+                &stream("closed"),
+                ExpectedRevision::Any,
+                &StreamMetadata {
+                    acl: Some(json!({"$r": "root", "$mr": "root"})),
+                    ..StreamMetadata::default()
+                },
+            )
+            .await
+            .unwrap();
+        inner
+            .tombstone_stream(&stream("closed"), ExpectedRevision::Any)
+            .await
+            .unwrap();
+        let policy = AccessPolicy {
+            all_readers_group: Some("readers".into()),
+        };
+        let streams_seen = |store: GuardedStore| async move {
+            let slice = store
+                .read_all(ReadAllOptions::forwards().include_system())
+                .await
+                .unwrap();
+            slice
+                .events
+                .iter()
+                .map(|event| event.stream.to_string())
+                .collect::<Vec<_>>()
+        };
+        // Its `$acl` is gone with it: the defaults would show it to every reader.
+        let reader = GuardedStore::new(
+            inner.clone(),
+            principal("rita", &["readers"]),
+            policy.clone(),
+        );
+        assert_eq!(streams_seen(reader).await, ["orders"]);
+        let admin = GuardedStore::new(inner, principal("root", &[ADMINS_GROUP]), policy);
+        assert_eq!(
+            streams_seen(admin).await,
+            ["orders", "closed", "$$closed", "closed"]
+        );
     }
 
     #[tokio::test]

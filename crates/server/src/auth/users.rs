@@ -98,6 +98,20 @@ struct StoredUser {
     revision: u64,
 }
 
+/// A user's stream, read and folded.
+enum Loaded {
+    /// The stream does not exist (or is empty).
+    Missing,
+    /// The user.
+    Found(StoredUser),
+    /// An event of the stream does not decode, or comes out of order.
+    Undecodable {
+        stream: StreamName,
+        revision: u64,
+        reason: String,
+    },
+}
+
 /// Credentials verified at a revision of the user's stream.
 struct Verified {
     revision: u64,
@@ -236,7 +250,26 @@ impl UserStore {
     /// Checks credentials. Every failure is [`UserError::InvalidCredentials`].
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<Principal, UserError> {
         let stored = match user_stream(name) {
-            Ok(_) => self.load(name).await?,
+            Ok(_) => match self.read_user(name).await? {
+                Loaded::Found(stored) => Some(stored),
+                Loaded::Missing => None,
+                Loaded::Undecodable {
+                    stream,
+                    revision,
+                    reason,
+                } => {
+                    // Refused like bad credentials, so the caller learns nothing; the operator
+                    // learns which event to repair. Other users are not affected.
+                    tracing::error!(
+                        %stream,
+                        revision,
+                        %reason,
+                        "a user's stream does not decode: the user cannot log in until it is \
+                         repaired"
+                    );
+                    None
+                }
+            },
             Err(_) => None,
         };
         let Some(stored) = stored else {
@@ -287,7 +320,24 @@ impl UserStore {
         Ok(())
     }
 
+    /// The user called `name`; an undecodable stream is [`Error::Corrupt`].
     async fn load(&self, name: &str) -> Result<Option<StoredUser>, UserError> {
+        match self.read_user(name).await? {
+            Loaded::Found(stored) => Ok(Some(stored)),
+            Loaded::Missing => Ok(None),
+            Loaded::Undecodable {
+                stream,
+                revision,
+                reason,
+            } => Err(Error::Corrupt {
+                detail: format!("{stream} revision {revision}: {reason}"),
+            }
+            .into()),
+        }
+    }
+
+    /// Reads and folds the stream of the user called `name`. Errors: the store's.
+    async fn read_user(&self, name: &str) -> Result<Loaded, UserError> {
         let stream = user_stream(name)?;
         let events = match self
             .store
@@ -295,15 +345,20 @@ impl UserStore {
             .await
         {
             Ok(events) => events,
-            Err(Error::StreamNotFound { .. }) => return Ok(None),
+            Err(Error::StreamNotFound { .. }) => return Ok(Loaded::Missing),
             Err(error) => return Err(error.into()),
+        };
+        let undecodable = |revision, reason: String| Loaded::Undecodable {
+            stream: stream.clone(),
+            revision,
+            reason,
         };
         let mut stored: Option<StoredUser> = None;
         for recorded in &events {
-            let change: UserEvent =
-                serde_json::from_slice(&recorded.data).map_err(|error| Error::Corrupt {
-                    detail: format!("{stream} revision {}: {error}", recorded.revision),
-                })?;
+            let change: UserEvent = match serde_json::from_slice(&recorded.data) {
+                Ok(change) => change,
+                Err(error) => return Ok(undecodable(recorded.revision, error.to_string())),
+            };
             match (change, stored.as_mut()) {
                 (
                     UserEvent::UserCreated {
@@ -330,21 +385,19 @@ impl UserStore {
                 (UserEvent::UserDisabled, Some(user)) => user.user.disabled = true,
                 (UserEvent::UserEnabled, Some(user)) => user.user.disabled = false,
                 (change, _) => {
-                    return Err(Error::Corrupt {
-                        detail: format!(
-                            "{stream} revision {}: {} out of order",
-                            recorded.revision,
-                            change.event_type()
-                        ),
-                    }
-                    .into());
+                    let reason = format!("{} out of order", change.event_type());
+                    return Ok(undecodable(recorded.revision, reason));
                 }
             }
             if let Some(user) = stored.as_mut() {
                 user.revision = recorded.revision;
             }
         }
-        Ok(stored)
+        Ok(match stored {
+            Some(stored) => Loaded::Found(stored),
+            // No event left to read (a first event other than `UserCreated` is out of order).
+            None => Loaded::Missing,
+        })
     }
 
     fn fingerprint(&self, name: &str, password: &str) -> [u8; 64] {
@@ -473,6 +526,88 @@ mod tests {
         assert!(users.authenticate("alice", "second").await.is_err());
         users.set_disabled("alice", false).await.unwrap();
         users.authenticate("alice", "second").await.unwrap();
+    }
+
+    /// Keeps the error events logged on this thread, as `field=value` text.
+    struct ErrorLog(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::Subscriber for ErrorLog {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() != tracing::Level::ERROR {
+                return;
+            }
+            let mut text = String::new();
+            let mut visit = |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                text.push_str(&format!("{}={value:?} ", field.name()));
+            };
+            event.record(&mut visit);
+            self.0.lock().unwrap().push(text);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    // Current thread: the log is caught on the test's thread.
+    #[tokio::test]
+    async fn a_user_whose_stream_does_not_decode_cannot_log_in_and_the_log_says_where() {
+        let (store, users) = users();
+        for name in ["alice", "bob", "carol"] {
+            users.create(name, "", &[], "pw").await.unwrap();
+        }
+        // alice was verified (and remembered) before her stream went bad.
+        users.authenticate("alice", "pw").await.unwrap();
+        store
+            .append(
+                &StreamName::new("$user-alice").unwrap(),
+                ExpectedRevision::Any,
+                vec![ProposedEvent::bytes("PasswordChanged", "not json")],
+            )
+            .await
+            .unwrap();
+        // carol's stream decodes but makes no sense: created twice.
+        let created = UserEvent::UserCreated {
+            full_name: String::new(),
+            groups: vec!["$admins".into()],
+            password_hash: hash_password("other").unwrap(),
+        };
+        store
+            .append(
+                &StreamName::new("$user-carol").unwrap(),
+                ExpectedRevision::Any,
+                vec![event(&created).unwrap()],
+            )
+            .await
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let _logging = tracing::subscriber::set_default(ErrorLog(log.clone()));
+        for (name, password) in [("alice", "pw"), ("carol", "pw"), ("carol", "other")] {
+            assert!(
+                matches!(
+                    users.authenticate(name, password).await,
+                    Err(UserError::InvalidCredentials)
+                ),
+                "{name} is refused as with bad credentials"
+            );
+        }
+        users.authenticate("bob", "pw").await.unwrap();
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 3, "{log:?}");
+        assert!(log[0].contains("stream=$user-alice revision=1 "), "{log:?}");
+        assert!(log[1].contains("stream=$user-carol revision=1 "), "{log:?}");
+        assert!(log[1].contains("UserCreated out of order"), "{log:?}");
+        // Elsewhere the stream is an error, not a missing user.
+        assert!(matches!(
+            users.get("alice").await,
+            Err(UserError::Store(Error::Corrupt { .. }))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

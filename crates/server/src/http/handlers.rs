@@ -20,6 +20,7 @@ use super::events::{EventJson, events_json, parse_append};
 use super::params::{Bound, Query, expected_revision, json_body};
 use super::{AppState, OPENAPI_JSON, json_response};
 use crate::auth::acl::{AccessPolicy, Principal};
+use crate::metrics::ReadTarget;
 
 /// Who is calling: the authenticated user and the server's access rules, as the credentials
 /// middleware left them in the request (nothing on an anonymous server).
@@ -140,9 +141,14 @@ pub async fn append(
     if size_bytes > state.max_append_bytes {
         return Err(HttpError::append_too_large(state.max_append_bytes));
     }
+    let count = events.len() as u64;
     let result = store_for(&state, &caller)
         .append(&stream, expected, events)
-        .await?;
+        .await;
+    state
+        .metrics
+        .store_append(&result, count, size_bytes as u64);
+    let result = result?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "revision": result.revision, "position": result.position.value() }),
@@ -170,9 +176,13 @@ pub async fn read_stream(
         direction,
         limit,
     };
+    state.metrics.read(ReadTarget::Stream);
     let events = store_for(&state, &caller)
         .read_stream(&stream, options)
         .await?;
+    state
+        .metrics
+        .read_events(ReadTarget::Stream, events.len() as u64);
     let next = match events.last() {
         Some(last) if events.len() as u64 == limit => match direction {
             Direction::Forwards => last.revision.checked_add(1),
@@ -255,7 +265,11 @@ pub async fn read_all(
         include_system: query.flag("include_system")?,
         scan_limit: Some(SCAN_EVENTS_MAX),
     };
+    state.metrics.read(ReadTarget::All);
     let slice = store_for(&state, &caller).read_all(options).await?;
+    state
+        .metrics
+        .read_events(ReadTarget::All, slice.events.len() as u64);
     let next = match direction {
         Direction::Forwards => slice.scanned_to.value().saturating_add(1),
         Direction::Backwards => slice.scanned_to.value(),

@@ -383,6 +383,11 @@ async fn subscribe_to_stream(
         Some(stream_options::RevisionOption::End(_)) => SubscriptionStart::End,
         Some(stream_options::RevisionOption::Start(_)) | None => SubscriptionStart::Start,
     };
+    refuse_if_denied(
+        store
+            .read_stream(&stream, ReadStreamOptions::forwards().limit(1))
+            .await,
+    )?;
     match Subscription::to_stream(store, stream.clone(), SubscribeToStreamOptions { from }).await {
         Ok(subscription) => Ok(subscription),
         Err(Error::StreamDeleted { .. }) => Err(stream_deleted(&stream)),
@@ -414,9 +419,21 @@ async fn subscribe_to_all(
         include_system: true,
         checkpoint_interval,
     };
+    refuse_if_denied(store.read_all(ReadAllOptions::forwards().limit(1)).await)?;
     Subscription::to_all(store, options)
         .await
         .map_err(|error| ApiError::from(error).to_status())
+}
+
+/// Answers a subscription the caller may not read with PERMISSION_DENIED before it is
+/// confirmed, as KurrentDB does (the subscription itself would only find out at its first
+/// read, after the confirmation). `probe` is a one-event read through the caller's store;
+/// any other outcome is left for the subscription to meet.
+fn refuse_if_denied<T>(probe: Result<T, Error>) -> Result<(), Status> {
+    match probe {
+        Err(error @ Error::AccessDenied { .. }) => Err(ApiError::from(error).to_status()),
+        _ => Ok(()),
+    }
 }
 
 /// The reply stream of a subscription: the confirmation first (clients block on it), then the

@@ -209,6 +209,14 @@ pub struct HttpReply {
 }
 
 impl HttpReply {
+    /// Asserts a JSON error with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type, "application/json", "{self:?}");
+        assert_eq!(self.json()["error"]["code"], code, "{self:?}");
+        assert!(self.json()["error"]["message"].is_string(), "{self:?}");
+    }
+
     /// The body as JSON (panics, with the body, if it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
@@ -305,6 +313,29 @@ pub struct SseStream {
 }
 
 impl SseStream {
+    /// Subscribes with `GET path` (resuming after `last_event_id` when given); the answer must
+    /// be an event stream.
+    pub async fn open(address: &str, path: &str, last_event_id: Option<&str>) -> SseStream {
+        let mut headers = vec![("accept", "text/event-stream")];
+        if let Some(id) = last_event_id {
+            headers.push(("last-event-id", id));
+        }
+        let (response, connection) = http_open(address, "GET", path, &headers, Vec::new()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseStream::new(response, connection)
+    }
+
+    /// The next event that is not `caught_up` or `checkpoint`.
+    pub async fn next_event(&mut self) -> SseEvent {
+        loop {
+            let event = self.next().await.expect("the stream goes on");
+            if event.event != "caught_up" && event.event != "checkpoint" {
+                return event;
+            }
+        }
+    }
+
     /// The events of `response` (an event stream), read over `connection`.
     pub fn new(
         response: hyper::Response<hyper::body::Incoming>,
