@@ -26,8 +26,18 @@ holds it, another is refused with an error naming the holder's process id.
 With --server URL (or FACTUM_SERVER=URL), append, read, read-all, tail, metadata, delete and user
 work on a running `factum serve` (or another KurrentDB-compatible server) instead of a data
 directory, with the same output, and `status` reads the server's metrics; bench, projections,
-migrate-stream, demo and serve need a data directory and refuse it. URL is http://HOST:PORT or
-kurrentdb://HOST:PORT?tls=false (the client side does not speak TLS yet).";
+migrate-stream, demo and serve need a data directory and refuse it. URL is one of:
+
+  http://HOST:PORT                              plain text
+  kurrentdb://HOST:PORT?tls=false               plain text, as the KurrentDB clients write it
+  kurrentdb://HOST:PORT?tlsCaFile=ca.pem        TLS (the default of kurrentdb:// URLs)
+  https://HOST:PORT?tlsCaFile=ca.pem            TLS
+
+TLS trusts the certificate authority in tlsCaFile (ca.pem of `factum dev-cert`);
+tlsVerifyCert=false accepts any certificate instead, for development only. A secure server
+wants a user: set FACTUM_USERNAME and FACTUM_PASSWORD (preferred: the password stays off the
+command line), or write kurrentdb://USER:PASSWORD@HOST:PORT?... (percent-encoded; the URL's
+user wins over the environment's). There is no password option.";
 
 /// Factum's command-line tool: append events to and read them from an embedded event store, or
 /// from a server.
@@ -49,9 +59,11 @@ pub struct Cli {
     #[arg(skip)]
     pub data_dir_given: bool,
 
-    /// A server to work on instead of the data directory: http://HOST:PORT or
-    /// kurrentdb://HOST:PORT?tls=false. For append, read, read-all, tail, metadata and delete,
-    /// and the server `status` summarises.
+    /// A server to work on instead of the data directory: http://HOST:PORT,
+    /// kurrentdb://HOST:PORT?tls=false, or over TLS kurrentdb://HOST:PORT?tlsCaFile=ca.pem (or
+    /// https://HOST:PORT?tlsCaFile=ca.pem). For append, read, read-all, tail, metadata, delete
+    /// and user, and the server `status` summarises. Credentials: FACTUM_USERNAME and
+    /// FACTUM_PASSWORD (see the end of --help).
     #[arg(long, global = true, value_name = "URL", env = "FACTUM_SERVER")]
     pub server: Option<String>,
 
@@ -156,7 +168,8 @@ pub enum Command {
 
     /// Summarises a running server's metrics for a person: events stored and written, append
     /// rate, fsync latency (p50, p99) and group commits, active subscriptions and their worst
-    /// lag, errors by kind. Needs --server URL (plain HTTP); --json prints one JSON object.
+    /// lag, errors by kind. Needs --server URL (HTTP or, with the URL's TLS settings, HTTPS;
+    /// credentials as for the other commands); --json prints one JSON object.
     ///
     /// The figures come from the server's Prometheus endpoint, GET /metrics.
     Status(crate::status::StatusArgs),

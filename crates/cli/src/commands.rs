@@ -1,9 +1,10 @@
 //! The commands: each checks its input, opens the store, does one thing and prints JSON lines.
 //!
 //! The store is chosen once, from the command line: the embedded store in the data directory,
-//! or a server (`--server URL`, or `FACTUM_SERVER`) through [`RemoteStore`]. The commands that
-//! read and write events (append, read, read-all, tail, metadata, delete) work on either, as an
-//! `Arc<dyn EventStore>`; the others need the data directory itself and refuse a server.
+//! or a server (`--server URL`, or `FACTUM_SERVER`, with the credentials of `FACTUM_USERNAME`
+//! and `FACTUM_PASSWORD`) through [`RemoteStore`]. The commands that read and write events
+//! (append, read, read-all, tail, metadata, delete) work on either, as an `Arc<dyn
+//! EventStore>`; the others need the data directory itself and refuse a server.
 //!
 //! Input is checked before the store is opened, so a command with bad input neither creates a
 //! data directory nor writes anything. Every write is one store call, atomic by the store's
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use factum_client::RemoteStore;
+use factum_client::{ConnectionSettings, Credentials, RemoteStore};
 use factum_core::{
     AllStart, CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, Direction, Error, EventFilter, EventStore,
     Position, ProposedEvent, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamMetadata,
@@ -40,17 +41,45 @@ const EXIT_NOT_FOUND: u8 = 4;
 /// The environment variable that names a server when `--server` does not.
 const SERVER_ENV: &str = "FACTUM_SERVER";
 
+/// The environment variable of the user name sent to a server (with [`PASSWORD_ENV`]).
+const USERNAME_ENV: &str = "FACTUM_USERNAME";
+
+/// The environment variable of the password sent to a server (with [`USERNAME_ENV`]).
+const PASSWORD_ENV: &str = "FACTUM_PASSWORD";
+
 /// Runs the command the command line asks for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = StoreTarget::choose(&cli)?;
+    let anonymous = target.is_anonymous_server();
+    let outcome = run_on(&target, cli).await;
+    match outcome {
+        Err(error) if anonymous && is_unauthenticated(&error) => Err(error.context(format!(
+            "the server wants a user: set {USERNAME_ENV} and {PASSWORD_ENV}"
+        ))),
+        outcome => outcome,
+    }
+}
+
+/// Whether the server refused the credentials (or their absence), directly or through the
+/// users' store.
+fn is_unauthenticated(error: &anyhow::Error) -> bool {
+    let unauthenticated = |error: &Error| matches!(error, Error::Unauthenticated { .. });
+    error.downcast_ref::<Error>().is_some_and(unauthenticated)
+        || matches!(
+            error.downcast_ref::<factum_server::auth::users::UserError>(),
+            Some(factum_server::auth::users::UserError::Store(error)) if unauthenticated(error)
+        )
+}
+
+async fn run_on(target: &StoreTarget, cli: Cli) -> anyhow::Result<()> {
     let dir = cli.data_dir.as_path();
     match cli.command {
-        Command::Append(args) => append(&target, args).await,
-        Command::Read(args) => read(&target, args).await,
-        Command::ReadAll(args) => read_all(&target, args).await,
-        Command::Tail(args) => tail(&target, args).await,
-        Command::Metadata(args) => metadata(&target, args).await,
-        Command::Delete(args) => delete(&target, args).await,
+        Command::Append(args) => append(target, args).await,
+        Command::Read(args) => read(target, args).await,
+        Command::ReadAll(args) => read_all(target, args).await,
+        Command::Tail(args) => tail(target, args).await,
+        Command::Metadata(args) => metadata(target, args).await,
+        Command::Delete(args) => delete(target, args).await,
         Command::Bench(args) => bench(cli.data_dir_given.then_some(dir), args).await,
         Command::BenchChild(args) => factum_bench::run_child(&args.args).await,
         Command::Projections(args) => crate::projections::run(dir, args).await,
@@ -119,10 +148,12 @@ impl StoreTarget {
             return Ok(StoreTarget::Local(cli.data_dir.clone()));
         };
         let from_env = std::env::var(SERVER_ENV).ok().as_ref() == Some(url);
+        // Messages quote the URL without its password.
+        let shown = factum_client::redact_password(url);
         let named = if from_env {
-            format!("{SERVER_ENV}={url}")
+            format!("{SERVER_ENV}={shown}")
         } else {
-            format!("--server {url}")
+            format!("--server {shown}")
         };
         let local_only = match &cli.command {
             Command::Append(_)
@@ -149,14 +180,51 @@ impl StoreTarget {
         Ok(StoreTarget::Remote(url.clone()))
     }
 
+    /// Whether this is a server that gets no credentials (neither in its URL nor from the
+    /// environment).
+    fn is_anonymous_server(&self) -> bool {
+        match self {
+            StoreTarget::Local(_) => false,
+            StoreTarget::Remote(url) => server_settings(url, |name| std::env::var(name).ok())
+                .is_ok_and(|settings| settings.credentials.is_none()),
+        }
+    }
+
     /// Opens the store. A command that only reads (`create` false) refuses a missing data
     /// directory, as [`open`] does.
     async fn open(&self, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
         match self {
             StoreTarget::Local(dir) => Ok(Arc::new(open(dir, create)?)),
-            StoreTarget::Remote(url) => Ok(Arc::new(RemoteStore::connect(url).await?)),
+            StoreTarget::Remote(url) => {
+                let settings = server_settings(url, |name| std::env::var(name).ok())?;
+                Ok(Arc::new(RemoteStore::connect_with(settings).await?))
+            }
         }
     }
+}
+
+/// The connection settings of a server URL, with the credentials of `FACTUM_USERNAME` and
+/// `FACTUM_PASSWORD` (read through `env`) when the URL has none: a password in the URL is
+/// accepted, as the KurrentDB clients accept it, but the environment keeps it out of the
+/// command line (and so out of `ps` and shell histories).
+pub(crate) fn server_settings(
+    url: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<ConnectionSettings> {
+    let mut settings = ConnectionSettings::parse(url)?;
+    if settings.credentials.is_some() {
+        return Ok(settings);
+    }
+    settings.credentials = match (env(USERNAME_ENV), env(PASSWORD_ENV)) {
+        (None, None) => None,
+        (Some(username), Some(password)) => Some(
+            Credentials::new(username, password)
+                .map_err(|error| anyhow!("{USERNAME_ENV}: {error}"))?,
+        ),
+        (Some(_), None) => bail!("{USERNAME_ENV} is set but {PASSWORD_ENV} is not: set both"),
+        (None, Some(_)) => bail!("{PASSWORD_ENV} is set but {USERNAME_ENV} is not: set both"),
+    };
+    Ok(settings)
 }
 
 /// Opens the store. Commands that only read refuse a missing directory rather than create an
@@ -466,6 +534,42 @@ mod tests {
         let deleted = anyhow::Error::new(Error::StreamDeleted { stream });
         assert_eq!(exit_code(&deleted), 4);
         assert_eq!(exit_code(&anyhow!("anything else")), 1);
+    }
+
+    #[test]
+    fn server_credentials_come_from_the_url_or_else_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        let user = |settings: ConnectionSettings| {
+            settings
+                .credentials
+                .map(|credentials| credentials.username().to_owned())
+        };
+        let both = &[(USERNAME_ENV, "alice"), (PASSWORD_ENV, "pw")];
+        let url = "kurrentdb://localhost:1?tls=false";
+        assert_eq!(user(server_settings(url, env(&[])).unwrap()), None);
+        assert_eq!(
+            user(server_settings(url, env(both)).unwrap()).as_deref(),
+            Some("alice")
+        );
+        // The URL's user wins over the environment's.
+        let in_url = "kurrentdb://bob:x@localhost:1?tls=false";
+        assert_eq!(
+            user(server_settings(in_url, env(both)).unwrap()).as_deref(),
+            Some("bob")
+        );
+        let half = server_settings(url, env(&[(USERNAME_ENV, "alice")])).unwrap_err();
+        assert!(half.to_string().contains(PASSWORD_ENV), "{half}");
+        let half = server_settings(url, env(&[(PASSWORD_ENV, "pw")])).unwrap_err();
+        assert!(half.to_string().contains(USERNAME_ENV), "{half}");
+        let empty = server_settings(url, env(&[(USERNAME_ENV, ""), (PASSWORD_ENV, "pw")]));
+        assert!(empty.is_err());
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! `factum status --server URL`: a running server's health for a person. Scrapes the
-//! server's Prometheus metrics (`GET /metrics`) over plain HTTP, optionally twice to compute
+//! server's Prometheus metrics (`GET /metrics`) over HTTP or HTTPS (with the server URL's TLS
+//! settings and credentials, as the other commands use them), optionally twice to compute
 //! rates, and prints a short summary (or, with `--json`, one JSON object).
 //!
 //! The HTTP client is a few lines of HTTP/1.0 (one request, the body read until the server
-//! closes), enough for one scrape without another dependency.
+//! closes), over tokio-rustls for TLS: enough for one scrape without an HTTP client crate.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// How long a scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,64 +193,117 @@ fn parse_labels(body: &str) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(labels)
 }
 
-/// The `HOST:PORT` a server URL names: `http://HOST:PORT`, `kurrentdb://HOST:PORT?tls=false`
-/// (or `esdb://`), or a bare `HOST:PORT`.
-fn authority_of(url: &str) -> anyhow::Result<String> {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-        None => ("http".to_owned(), url),
-    };
-    let (authority, query) = match rest.split_once(['/', '?']) {
-        Some((authority, _)) => (authority, rest.split_once('?').map(|(_, query)| query)),
-        None => (rest, None),
-    };
-    let tls_off = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.eq_ignore_ascii_case("tls=false"))
-    });
-    match scheme.as_str() {
-        "http" => {}
-        "kurrentdb" | "esdb" | "kurrentdb+discover" | "esdb+discover" if tls_off => {}
-        _ => bail!(
-            "`factum status` scrapes over plain HTTP: give http://HOST:PORT or \
-             kurrentdb://HOST:PORT?tls=false (TLS is not supported by it yet)"
-        ),
+/// Where and how to scrape: the server's address, TLS and credentials, as the server URL (and
+/// `FACTUM_USERNAME`, `FACTUM_PASSWORD`) say.
+struct ScrapeTarget {
+    /// `HOST:PORT` (an IPv6 host in brackets): where to connect, and the `Host` header.
+    authority: String,
+    /// The host alone: the name the server's certificate must carry.
+    host: String,
+    /// With TLS, the connector that trusts the server as the URL says.
+    tls: Option<TlsConnector>,
+    /// The `Authorization` header's value, with credentials.
+    authorization: Option<String>,
+}
+
+impl ScrapeTarget {
+    /// The target of a server URL: any URL `--server` takes (`https://…?tlsCaFile=PATH`,
+    /// `kurrentdb://…`), or a bare `HOST[:PORT]` for plain HTTP; `env` reads the environment.
+    fn of(url: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<ScrapeTarget> {
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("http://{url}")
+        };
+        let settings = crate::commands::server_settings(&url, env)?;
+        let authority = settings
+            .endpoint
+            .split_once("://")
+            .map_or(settings.endpoint.as_str(), |(_, authority)| authority)
+            .to_owned();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tls = match &settings.tls {
+            None => None,
+            Some(trust) => {
+                let mut config = trust.rustls_config()?;
+                // The scrape is HTTP/1.
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Some(TlsConnector::from(Arc::new(config)))
+            }
+        };
+        Ok(ScrapeTarget {
+            authority,
+            host,
+            tls,
+            authorization: settings
+                .credentials
+                .as_ref()
+                .map(|credentials| credentials.authorization()),
+        })
     }
-    if authority.is_empty() {
-        bail!("no host in the server URL {url:?}");
-    }
-    // Several hosts (a cluster URI): the first.
-    let first = authority.split(',').next().unwrap_or(authority);
-    let first = first.rsplit_once('@').map_or(first, |(_, host)| host);
-    if first
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-    {
-        Ok(first.to_owned())
-    } else {
-        Ok(format!("{first}:{}", factum_server::DEFAULT_PORT))
+
+    /// One `GET /metrics` request and its whole answer (the server closes the connection after
+    /// an HTTP/1.0 answer).
+    async fn exchange(&self) -> anyhow::Result<Vec<u8>> {
+        let authority = &self.authority;
+        let connection = tokio::net::TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        let authorization = self
+            .authorization
+            .as_ref()
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET /metrics HTTP/1.0\r\nHost: {authority}\r\n{authorization}\
+             Accept: text/plain\r\nUser-Agent: factum-status\r\n\r\n"
+        );
+        let Some(connector) = &self.tls else {
+            return request_answer(connection, &request).await;
+        };
+        let name = ServerName::try_from(self.host.clone())
+            .with_context(|| format!("{:?} is no host name for TLS", self.host))?;
+        let connection = connector.connect(name, connection).await.with_context(|| {
+            format!(
+                "the TLS handshake with {authority} failed: check that the server serves TLS, \
+                 that tlsCaFile is the certificate authority that signed its certificate, and \
+                 that the certificate names the host of the URL"
+            )
+        })?;
+        request_answer(connection, &request).await
     }
 }
 
-/// `GET /metrics` on `authority`, the body as text.
-async fn fetch_metrics(authority: &str) -> anyhow::Result<String> {
-    let fetch = async {
-        let mut connection = tokio::net::TcpStream::connect(authority)
-            .await
-            .with_context(|| format!("cannot connect to {authority}"))?;
-        let request = format!(
-            "GET /metrics HTTP/1.0\r\nHost: {authority}\r\nAccept: text/plain\r\nUser-Agent: factum-status\r\n\r\n"
-        );
-        connection.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        (&mut connection)
-            .take(SCRAPE_BYTES_MAX)
-            .read_to_end(&mut answer)
-            .await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(SCRAPE_TIMEOUT, fetch)
+/// Sends `request` on `connection` and reads the answer until the server closes it.
+async fn request_answer(
+    mut connection: impl AsyncRead + AsyncWrite + Unpin,
+    request: &str,
+) -> anyhow::Result<Vec<u8>> {
+    connection.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    match (&mut connection)
+        .take(SCRAPE_BYTES_MAX)
+        .read_to_end(&mut answer)
+        .await
+    {
+        Ok(_) => Ok(answer),
+        // A TLS peer that closes without a close_notify: the answer is what came.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {
+            Ok(answer)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `GET /metrics` on the target, the body as text.
+async fn fetch_metrics(target: &ScrapeTarget) -> anyhow::Result<String> {
+    let authority = &target.authority;
+    let answer = tokio::time::timeout(SCRAPE_TIMEOUT, target.exchange())
         .await
         .with_context(|| format!("{authority} did not answer /metrics in time"))??;
     let answer = String::from_utf8(answer).context("the /metrics answer is not UTF-8")?;
@@ -255,10 +312,19 @@ async fn fetch_metrics(authority: &str) -> anyhow::Result<String> {
         .context("the /metrics answer is not HTTP")?;
     let status_line = head.lines().next().unwrap_or_default();
     let status = status_line.split(' ').nth(1).unwrap_or_default();
-    if status != "200" {
-        bail!("{authority} answered /metrics with {status_line:?}: is it a factum server?");
+    match status {
+        "200" => Ok(body.to_owned()),
+        "401" if target.authorization.is_some() => bail!(
+            "{authority} refused the credentials ({status_line:?}): check the user name and \
+             password"
+        ),
+        "401" => bail!(
+            "{authority} wants credentials ({status_line:?}): set FACTUM_USERNAME and \
+             FACTUM_PASSWORD"
+        ),
+        "403" => bail!("{authority} does not let this user read /metrics ({status_line:?})"),
+        _ => bail!("{authority} answered /metrics with {status_line:?}: is it a factum server?"),
     }
-    Ok(body.to_owned())
 }
 
 /// Runs `factum status` against the server `server` names.
@@ -269,14 +335,14 @@ pub async fn run(server: Option<&str>, args: StatusArgs) -> anyhow::Result<()> {
     if !args.interval.is_finite() || args.interval < 0.0 {
         bail!("--interval must be zero or a positive number of seconds");
     }
-    let authority = authority_of(url)?;
-    let first = parse_exposition(&fetch_metrics(&authority).await?)?;
+    let target = ScrapeTarget::of(url, |name| std::env::var(name).ok())?;
+    let first = parse_exposition(&fetch_metrics(&target).await?)?;
     let mut rates = None;
     let mut last = first;
     if args.interval > 0.0 {
         let started = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
-        let second = parse_exposition(&fetch_metrics(&authority).await?)?;
+        let second = parse_exposition(&fetch_metrics(&target).await?)?;
         let elapsed = started.elapsed().as_secs_f64();
         let rate = |name: &str| (second.sum(name, &[]) - last.sum(name, &[])).max(0.0) / elapsed;
         rates = Some((
@@ -285,7 +351,7 @@ pub async fn run(server: Option<&str>, args: StatusArgs) -> anyhow::Result<()> {
         ));
         last = second;
     }
-    let summary = summarize(url, &last, rates);
+    let summary = summarize(&factum_client::redact_password(url), &last, rates);
     if args.json {
         crate::commands::print_line(&summary.to_string())
     } else {
@@ -488,17 +554,50 @@ odd{a=\"x\\\"y,z\",b=\"\"} 1.5
     }
 
     #[test]
-    fn server_urls_name_a_host_and_port() {
+    fn server_urls_name_a_host_a_port_tls_and_credentials() {
+        let no_env = |_: &str| None;
+        let target = |url: &str| ScrapeTarget::of(url, no_env).unwrap();
+        let plain = target("http://127.0.0.1:2113");
+        assert_eq!(plain.authority, "127.0.0.1:2113");
+        assert!(plain.tls.is_none());
+        assert!(plain.authorization.is_none());
+        let with_user = target("kurrentdb://admin:x@db:3000?tls=false");
+        assert_eq!(with_user.authority, "db:3000");
         assert_eq!(
-            authority_of("http://127.0.0.1:2113").unwrap(),
-            "127.0.0.1:2113"
+            with_user.authorization.as_deref(),
+            Some("Basic YWRtaW46eA==")
         );
+        assert_eq!(target("localhost").authority, "localhost:2113");
+        let v6 = target("kurrentdb://[::1]:7?tlsVerifyCert=false");
+        assert_eq!(v6.authority, "[::1]:7");
+        assert_eq!(v6.host, "::1");
+        assert!(v6.tls.is_some());
+        let from_env = ScrapeTarget::of("http://h:1", |name| {
+            Some(
+                if name == "FACTUM_USERNAME" {
+                    "admin"
+                } else {
+                    "x"
+                }
+                .to_owned(),
+            )
+        })
+        .unwrap();
         assert_eq!(
-            authority_of("kurrentdb://admin:x@db:3000?tls=false").unwrap(),
-            "db:3000"
+            from_env.authorization.as_deref(),
+            Some("Basic YWRtaW46eA==")
         );
-        assert_eq!(authority_of("localhost").unwrap(), "localhost:2113");
-        assert!(authority_of("kurrentdb://db:2113").is_err());
-        assert!(authority_of("https://db:2113").is_err());
+        // TLS needs a CA file to trust, and one that is there.
+        let error = ScrapeTarget::of("kurrentdb://db:2113", no_env)
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("tlsCaFile"), "{error}");
+        let error = ScrapeTarget::of("https://db:2113?tlsCaFile=/nonexistent/ca.pem", no_env)
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("cannot read tlsCaFile"),
+            "{error}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `factum user add|passwd|disable|enable|list`: the users of a store, kept in the store itself
 //! (see `factum_server::auth::users`). Works on the data directory (with the server stopped:
-//! the directory belongs to one process) or on a server (`--server`).
+//! the directory belongs to one process) or on a server (`--server`), where a secure server
+//! lets only an administrator (a member of `$admins`, such as `admin`) write and read them.
 //!
 //! Passwords never appear on the command line (where `ps` and shell histories would show
 //! them): they are read from standard input, a file, or an environment variable.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use factum_core::EventStore;
-use factum_server::auth::users::{User, UserStore};
+use factum_server::auth::users::{User, UserError, UserStore};
 use serde_json::json;
 
 /// `factum user`'s commands.
@@ -98,6 +99,23 @@ impl PasswordSource {
 
 /// Runs a user command on `store`.
 pub async fn run(store: Arc<dyn EventStore>, args: UserArgs) -> anyhow::Result<()> {
+    run_on(store, args).await.map_err(|error| {
+        let denied = matches!(
+            error.downcast_ref::<UserError>(),
+            Some(UserError::Store(factum_core::Error::AccessDenied { .. }))
+        );
+        if denied {
+            error.context(
+                "managing users takes an administrator (a member of $admins): give the server \
+                 an admin's credentials (FACTUM_USERNAME and FACTUM_PASSWORD)",
+            )
+        } else {
+            error
+        }
+    })
+}
+
+async fn run_on(store: Arc<dyn EventStore>, args: UserArgs) -> anyhow::Result<()> {
     let users = UserStore::new(store);
     match args.command {
         UserCommand::Add {

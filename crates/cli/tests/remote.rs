@@ -365,11 +365,15 @@ fn commands_that_need_a_data_directory_refuse_a_server() {
         let error = failure(run(command, ""), &args, 1);
         assert!(error.contains("data directory"), "{args:?}: {error}");
     }
-    // From the environment too, and saying so.
+    // From the environment too, and saying so (without the URL's password).
     let mut command = factum();
-    command.env(SERVER_ENV, url).arg("serve");
+    command
+        .env(SERVER_ENV, "http://admin:s3cret@127.0.0.1:1")
+        .arg("serve");
     let error = failure(run(command, ""), &["serve"], 1);
     assert!(error.contains(SERVER_ENV), "{error}");
+    assert!(error.contains("admin:***@"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
 
     let temp = tempfile::tempdir().unwrap();
     let mut command = factum();
@@ -392,5 +396,14 @@ fn a_server_that_is_not_there_or_a_bad_url_is_a_clear_error() {
     assert!(error.contains(&address.to_string()), "{error}");
 
     let error = Target::Remote("kurrentdb://localhost:2113").fails(&["read", "s"], 1);
+    assert!(error.contains("tlsCaFile"), "{error}");
     assert!(error.contains("tls=false"), "{error}");
+
+    // Half the credentials in the environment.
+    let mut command = Target::Remote(&url).command(&["read", "s"]);
+    command
+        .env("FACTUM_USERNAME", "alice")
+        .env_remove("FACTUM_PASSWORD");
+    let error = failure(run(command, ""), &["read"], 1);
+    assert!(error.contains("FACTUM_PASSWORD"), "{error}");
 }

@@ -14,7 +14,7 @@ use factum_proto::streams::batch_append_req::options::ExpectedStreamPosition;
 use factum_proto::streams::read_req::{self, options};
 use factum_proto::streams::streams_client::StreamsClient;
 use factum_proto::streams::{ReadReq, batch_append_resp, read_resp};
-use support::server::{Server, append, append_request, subscribe_to_all};
+use support::server::{ADMIN_PASSWORD, Served, Server, append, append_request, subscribe_to_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
@@ -315,8 +315,85 @@ async fn metrics_count_what_the_server_did_and_status_summarises_them() {
     .await;
 }
 
+/// `factum status` over TLS, as the admin (through FACTUM_USERNAME and FACTUM_PASSWORD) or with
+/// `password`.
+fn factum_status_tls(url: &str, password: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_factum"));
+    command
+        .args(["--server", url, "status", "--interval", "0"])
+        .env_remove("FACTUM_SERVER")
+        .env_remove("FACTUM_USERNAME")
+        .env_remove("FACTUM_PASSWORD");
+    if let Some(password) = password {
+        command
+            .env("FACTUM_USERNAME", "admin")
+            .env("FACTUM_PASSWORD", password);
+    }
+    command.output().unwrap()
+}
+
 #[test]
-fn status_needs_a_plain_http_server() {
+fn status_summarises_a_secure_server_over_tls_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, ca) = Served::start_tls(dir.path());
+    for url in [
+        format!(
+            "https://localhost:{}?tlsCaFile={}",
+            served.port(),
+            ca.display()
+        ),
+        format!(
+            "kurrentdb://localhost:{}?tls=true&tlsCaFile={}",
+            served.port(),
+            ca.display()
+        ),
+    ] {
+        let output = factum_status_tls(&url, Some(ADMIN_PASSWORD));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(&format!("server          {url}")), "{text}");
+        assert!(text.contains("events stored   "), "{text}");
+        assert!(text.contains("subscriptions   0 active"), "{text}");
+    }
+    // The password in the URL is not printed.
+    let with_password = format!(
+        "https://admin:{ADMIN_PASSWORD}@localhost:{}?tlsCaFile={}",
+        served.port(),
+        ca.display()
+    );
+    let output = factum_status_tls(&with_password, None);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(text.contains("https://admin:***@localhost:"), "{text}");
+    assert!(!text.contains(ADMIN_PASSWORD), "{text}");
+
+    let url = format!(
+        "https://localhost:{}?tlsCaFile={}",
+        served.port(),
+        ca.display()
+    );
+    for (password, expected) in [
+        (Some("wrong"), "refused the credentials"),
+        (None, "FACTUM_USERNAME"),
+    ] {
+        let output = factum_status_tls(&url, password);
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{error}");
+        assert!(output.stdout.is_empty());
+        assert!(error.contains(expected), "{error}");
+    }
+    // The plain path is refused by a TLS server with a clear error, not a hang.
+    let plain = format!("http://localhost:{}", served.port());
+    let output = factum_status_tls(&plain, Some(ADMIN_PASSWORD));
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn status_needs_a_server() {
     let output = Command::new(env!("CARGO_BIN_EXE_factum"))
         .arg("status")
         .env_remove("FACTUM_SERVER")

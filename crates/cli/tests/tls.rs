@@ -1,18 +1,19 @@
 //! `factum dev-cert` and `factum serve` over TLS as processes: the development pair works, plain
-//! text beyond loopback needs `--insecure`, and SIGHUP reloads the certificate.
+//! text beyond loopback needs `--insecure`, SIGHUP reloads the certificate, and the command
+//! line works on the secure server as its users (and refuses wrong credentials, writing
+//! nothing).
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use factum_proto::streams::read_resp;
 use factum_proto::streams::streams_client::StreamsClient;
-use support::server::append_request;
+use support::server::{ADMIN_PASSWORD, Served, append_request, dev_cert};
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -20,9 +21,6 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-
-/// The first admin's password, given to the secure server through its environment.
-const ADMIN_PASSWORD: &str = "changeit";
 
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 
@@ -81,81 +79,6 @@ fn factum(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run factum")
-}
-
-fn dev_cert(out: &Path) -> Output {
-    factum(&["dev-cert", "--out", out.to_str().unwrap()])
-}
-
-/// `factum serve` with extra arguments; stderr lines arrive on the receiver.
-struct Served {
-    child: Child,
-    address: String,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Served {
-    fn start(data_dir: &Path, args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("serve")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("FACTUM_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start factum serve");
-        let (sender, stderr) = mpsc::channel();
-        let errors = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(errors).lines() {
-                let Ok(line) = line else { return };
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Served {
-            child,
-            address,
-            stderr,
-        }
-    }
-
-    /// Waits for a line of the server's log containing `text`.
-    fn wait_for_log(&self, text: &str) -> String {
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line with {text:?} within 30 s"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.address.rsplit_once(':').unwrap().1.parse().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn pem_certificate(path: &Path) -> CertificateDer<'static> {
@@ -370,4 +293,173 @@ fn a_first_secure_start_without_an_admin_password_is_refused() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("--admin-password-file"), "{error}");
     assert!(output.stdout.is_empty(), "it never listened");
+}
+
+/// `factum --server URL ARGS` as the user `credentials` names (`(name, password)`, through
+/// FACTUM_USERNAME and FACTUM_PASSWORD), with `input` on standard input.
+fn remote(url: &str, credentials: Option<(&str, &str)>, args: &[&str], input: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_factum"));
+    command
+        .args(["--server", url])
+        .args(args)
+        .env_remove("FACTUM_SERVER")
+        .env_remove("FACTUM_USERNAME")
+        .env_remove("FACTUM_PASSWORD");
+    if let Some((name, password)) = credentials {
+        command
+            .env("FACTUM_USERNAME", name)
+            .env("FACTUM_PASSWORD", password);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The output lines of a command that must succeed.
+fn succeeds(output: Output, what: &str) -> Vec<String> {
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one line of standard error of a command that must fail with exit code 1.
+fn fails(output: Output, what: &str) -> String {
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+    assert!(output.stdout.is_empty(), "{what} printed output");
+    assert_eq!(stderr.lines().count(), 1, "{what}: not one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn the_command_line_works_on_a_secure_server_as_its_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, ca) = Served::start_tls(dir.path());
+    let url = format!(
+        "kurrentdb://localhost:{}?tlsCaFile={}",
+        served.port(),
+        ca.display()
+    );
+    let admin = Some(("admin", ADMIN_PASSWORD));
+    let alice = Some(("alice", "alice pw"));
+
+    // The admin adds a user through the server.
+    let added = succeeds(
+        remote(&url, admin, &["user", "add", "alice"], "alice pw\n"),
+        "user add",
+    );
+    assert_eq!(added, [r#"{"created":"alice"}"#]);
+    let listed = succeeds(remote(&url, admin, &["user", "list"], ""), "user list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().any(|line| line.contains(r#""name":"alice""#)));
+
+    // Alice appends and reads as herself.
+    let append = [
+        "append",
+        "orders",
+        "--type",
+        "Placed",
+        "--data",
+        r#"{"n":1}"#,
+    ];
+    succeeds(remote(&url, alice, &append, ""), "append as alice");
+    let read = ["read", "orders"];
+    let events = succeeds(remote(&url, alice, &read, ""), "read as alice");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains(r#""data":{"n":1}"#), "{events:?}");
+    // Credentials in an https:// URL work too (percent-encoded).
+    let https = format!(
+        "https://alice:alice%20pw@localhost:{}?tlsCaFile={}",
+        served.port(),
+        ca.display()
+    );
+    assert_eq!(
+        succeeds(remote(&https, None, &read, ""), "read by URL").len(),
+        1
+    );
+
+    // A wrong password, an unknown user and no credentials: one clear error, nothing written.
+    for (credentials, what) in [
+        (Some(("alice", "wrong")), "a wrong password"),
+        (Some(("mallory", "alice pw")), "an unknown user"),
+        (None, "no credentials"),
+    ] {
+        let error = fails(remote(&url, credentials, &append, ""), what);
+        assert!(error.contains("not authenticated"), "{what}: {error}");
+        assert!(error.contains("user name and password"), "{what}: {error}");
+        assert!(!error.contains("alice pw"), "{what}: {error}");
+    }
+    let wrong_url = https.replace("alice%20pw", "wrong");
+    let error = fails(
+        remote(&wrong_url, None, &append, ""),
+        "a wrong password in the URL",
+    );
+    assert!(error.contains("not authenticated"), "{error}");
+    assert!(
+        !error.contains("wrong"),
+        "the password is not repeated: {error}"
+    );
+    assert_eq!(
+        succeeds(remote(&url, alice, &read, ""), "read after refusals").len(),
+        1,
+        "the refused appends wrote nothing"
+    );
+
+    // The admin changes alice's password, disables her and enables her again.
+    let new_alice = Some(("alice", "new pw"));
+    succeeds(
+        remote(&url, admin, &["user", "passwd", "alice"], "new pw\n"),
+        "user passwd",
+    );
+    fails(remote(&url, alice, &read, ""), "the old password");
+    succeeds(remote(&url, new_alice, &read, ""), "the new password");
+    succeeds(
+        remote(&url, admin, &["user", "disable", "alice"], ""),
+        "user disable",
+    );
+    let error = fails(remote(&url, new_alice, &read, ""), "a disabled user");
+    assert!(error.contains("not authenticated"), "{error}");
+    succeeds(
+        remote(&url, admin, &["user", "enable", "alice"], ""),
+        "user enable",
+    );
+    succeeds(remote(&url, new_alice, &read, ""), "an enabled user");
+    let alice = new_alice;
+
+    // Users are for admins: alice may not add one.
+    let error = fails(
+        remote(&url, alice, &["user", "add", "bob"], "bob pw\n"),
+        "user add as alice",
+    );
+    assert!(error.contains("administrator"), "{error}");
+    let listed = succeeds(remote(&url, admin, &["user", "list"], ""), "user list");
+    assert_eq!(listed.len(), 2, "no bob: {listed:?}");
+
+    // A CA that did not sign the server's certificate: a TLS error, not a hang or a panic.
+    let other = dir.path().join("other");
+    assert!(dev_cert(&other).status.success());
+    let untrusted = format!(
+        "kurrentdb://localhost:{}?tlsCaFile={}",
+        served.port(),
+        other.join("ca.pem").display()
+    );
+    let error = fails(remote(&untrusted, alice, &read, ""), "an untrusted server");
+    assert!(error.contains("TLS handshake"), "{error}");
 }

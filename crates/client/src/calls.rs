@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
 
 use crate::errors::{self, Context};
+use crate::url::ConnectionSettings;
 use crate::wire;
 
 /// A handle on the connection. Clones share it (tonic multiplexes calls on one HTTP/2
@@ -21,22 +22,27 @@ pub struct Calls {
     pub client: StreamsClient<Channel>,
     /// Sent as `connection-name` with every call.
     connection_name: Option<MetadataValue<Ascii>>,
+    /// Sent as `authorization` (basic credentials) with every call.
+    authorization: Option<MetadataValue<Ascii>>,
     /// The deadline of every call but subscriptions.
     deadline: Option<Duration>,
 }
 
 impl Calls {
     /// Calls on `client`, with the headers and deadline of the connection's settings.
-    pub fn new(
-        client: StreamsClient<Channel>,
-        connection_name: Option<&str>,
-        deadline: Option<Duration>,
-    ) -> Calls {
+    pub fn new(client: StreamsClient<Channel>, settings: &ConnectionSettings) -> Calls {
+        let connection_name = settings.connection_name.as_deref();
         Calls {
             client,
             // A name that is no valid header text is not sent: it only labels the connection.
             connection_name: connection_name.and_then(|name| MetadataValue::try_from(name).ok()),
-            deadline,
+            authorization: settings.credentials.as_ref().map(|credentials| {
+                let mut value = MetadataValue::try_from(credentials.authorization())
+                    .expect("basic credentials are base64, valid header text");
+                value.set_sensitive(true);
+                value
+            }),
+            deadline: settings.default_deadline,
         }
     }
 
@@ -48,6 +54,11 @@ impl Calls {
             request
                 .metadata_mut()
                 .insert("connection-name", name.clone());
+        }
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
         }
         if let (Some(deadline), false) = (self.deadline, lasting) {
             request.set_timeout(deadline);

@@ -3,14 +3,17 @@
 //! The protocol carries failures three ways: a gRPC status with an `exception` trailer (reads,
 //! deletes), a `google.rpc.Status` inside a BatchAppend reply whose detail's type URL names the
 //! error, and transport failures (no connection, a call cut off). Each becomes the contract's
-//! variant; what has no variant of its own (a server that failed, a dropped connection) is
-//! [`Error::Unavailable`] with the cause.
+//! variant; what has no variant of its own (a server that failed, a dropped connection, a
+//! failed TLS handshake) is [`Error::Unavailable`] with the cause. Refused credentials are
+//! [`Error::Unauthenticated`], a refusal by the server's ACLs [`Error::AccessDenied`].
 
 use factum_core::{CurrentRevision, Error, ExpectedRevision, Limits, StreamName};
 use factum_proto::shared;
 use factum_proto::status::Status as RpcStatus;
 use prost::Message;
 use tonic::{Code, Status};
+
+use crate::url::ConnectionSettings;
 
 /// The trailer `factum serve` adds to delete errors with the kind of the store's error
 /// ([`Error::kind`]): the KurrentDB text reports "actual version -1" both for a stream that was
@@ -112,6 +115,19 @@ pub fn from_status(status: &Status, context: Context<'_>) -> Error {
     }
     match status.code() {
         Code::InvalidArgument => Error::invalid_request(status.message()),
+        Code::Unauthenticated => Error::Unauthenticated {
+            reason: format!(
+                "the server refused the credentials ({}): check the user name and password",
+                status.message()
+            ),
+        },
+        // Without the `exception` trailer (another server): the same refusal.
+        Code::PermissionDenied => Error::AccessDenied {
+            operation: "this call",
+            target: context
+                .stream
+                .map_or_else(|| "$all".to_owned(), |stream| stream.to_string()),
+        },
         Code::FailedPrecondition if status.message().contains("is deleted") => {
             match named_stream() {
                 Some(stream) => Error::StreamDeleted { stream },
@@ -136,7 +152,48 @@ pub fn unavailable(status: &Status) -> Error {
         reason.push_str(status.message());
     }
     push_causes(&mut reason, std::error::Error::source(status));
+    // A TLS server's answer to a plain-text client (an alert record) reads as an HTTP/2 frame
+    // of an impossible size.
+    if reason.contains("frame with invalid size") {
+        reason.push_str(
+            " (is the server serving TLS? then connect with \
+             kurrentdb://HOST:PORT?tlsCaFile=PATH or https://HOST:PORT?tlsCaFile=PATH)",
+        );
+    }
     Error::Unavailable { reason }
+}
+
+/// A connection that could not be made, as [`Error::Unavailable`] with the cause; a failed
+/// TLS handshake says so and what to check.
+pub fn connect_failure(settings: &ConnectionSettings, error: &tonic::transport::Error) -> Error {
+    let mut causes = String::new();
+    push_causes(&mut causes, std::error::Error::source(error));
+    let reason = if settings.tls.is_some() && is_tls_failure(&causes) {
+        format!(
+            "the TLS handshake with {} failed{causes}: check that the server serves TLS, that \
+             tlsCaFile is the certificate authority that signed its certificate, and that the \
+             certificate names the host of the URL",
+            settings.endpoint
+        )
+    } else {
+        format!("cannot connect to {}: {error}{causes}", settings.endpoint)
+    };
+    Error::Unavailable { reason }
+}
+
+/// Whether the causes of a failed connection are those of a TLS handshake (rustls' errors).
+fn is_tls_failure(causes: &str) -> bool {
+    let causes = causes.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "corrupt message",
+        "received corrupt",
+    ]
+    .iter()
+    .any(|sign| causes.contains(sign))
 }
 
 /// Appends `source` and its own sources to `text`, each after a colon, leaving out a cause
@@ -369,6 +426,36 @@ mod tests {
     }
 
     #[test]
+    fn refused_credentials_are_unauthenticated_and_refused_calls_access_denied() {
+        let refused = Status::unauthenticated("Bad credentials: authentication required");
+        let error = from_status(&refused, Context::default());
+        assert!(
+            matches!(&error, Error::Unauthenticated { reason }
+                if reason.contains("Bad credentials")),
+            "{error:?}"
+        );
+        let s = stream("secret");
+        let context = Context {
+            stream: Some(&s),
+            ..Context::default()
+        };
+        // With KurrentDB's trailer, and without it (the code alone).
+        let trailed = status(
+            Code::PermissionDenied,
+            "Access Denied",
+            &[("exception", "access-denied")],
+        );
+        let bare = Status::permission_denied("Access Denied");
+        for denied in [trailed, bare] {
+            let error = from_status(&denied, context);
+            assert!(
+                matches!(&error, Error::AccessDenied { target, .. } if target == "secret"),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn transport_and_server_failures_are_unavailable_with_the_cause() {
         let error = from_status(
             &Status::unavailable("tcp connect error"),
@@ -379,7 +466,18 @@ mod tests {
             "{error:?}"
         );
         let error = from_status(&Status::internal("disk full"), Context::default());
-        assert!(matches!(error, Error::Unavailable { .. }));
+        assert!(
+            matches!(&error, Error::Unavailable { reason } if !reason.contains("TLS")),
+            "{error:?}"
+        );
+        let error = from_status(
+            &Status::internal("h2 protocol error: frame with invalid size"),
+            Context::default(),
+        );
+        assert!(
+            matches!(&error, Error::Unavailable { reason } if reason.contains("serving TLS")),
+            "{error:?}"
+        );
         let error = from_status(&Status::invalid_argument("bad regex"), Context::default());
         assert!(matches!(error, Error::InvalidRequest { reason } if reason == "bad regex"));
     }

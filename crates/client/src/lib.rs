@@ -1,6 +1,6 @@
 //! A Factum event store on a server: [`RemoteStore`] implements the [`EventStore`] contract
 //! over the KurrentDB gRPC client protocol, against `factum serve` (or any server speaking that
-//! protocol without TLS).
+//! protocol), in plain text or over TLS, anonymously or as a user.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), factum_core::Error> {
@@ -16,10 +16,15 @@
 //! # }
 //! ```
 //!
-//! `url` parses connection strings, `wire` converts between the contract's types and the
-//! protocol's, `errors` turns the server's failures back into [`factum_core::Error`], `calls`
-//! sends requests, `head` keeps the head watch, and `store` is the contract itself. How what the
-//! protocol has no field for (schema versions, tags) travels is on [`RemoteStore`].
+//! A secure server (TLS, users) takes `kurrentdb://USER:PASSWORD@HOST:PORT?tlsCaFile=ca.pem`,
+//! or [`ConnectionSettings`] with [`Credentials`] set and [`RemoteStore::connect_with`], which
+//! keeps the password out of the URL.
+//!
+//! `url` parses connection strings, `tls` turns their TLS settings into rustls', `wire`
+//! converts between the contract's types and the protocol's, `errors` turns the server's
+//! failures back into [`factum_core::Error`], `calls` sends requests, `head` keeps the head
+//! watch, and `store` is the contract itself. How what the protocol has no field for (schema
+//! versions, tags) travels is on [`RemoteStore`].
 //!
 //! [`EventStore`]: factum_core::EventStore
 
@@ -27,9 +32,10 @@ mod calls;
 mod errors;
 mod head;
 mod store;
+mod tls;
 mod url;
 mod wire;
 
 pub use store::RemoteStore;
-pub use url::{ConnectionSettings, DEFAULT_PORT};
+pub use url::{ConnectionSettings, Credentials, DEFAULT_PORT, TlsTrust, redact as redact_password};
 pub use wire::SCHEMA_VERSION_KEY;

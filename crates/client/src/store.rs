@@ -17,13 +17,14 @@ use factum_proto::streams::{
 };
 use prost::Message;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use uuid::Uuid;
 
 use crate::calls::Calls;
 use crate::errors::{self, Context};
 use crate::head::HeadWatch;
-use crate::url::ConnectionSettings;
+use crate::tls;
+use crate::url::{ConnectionSettings, TlsTrust};
 use crate::wire;
 
 /// How long connecting may take before it fails.
@@ -37,7 +38,7 @@ const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// An event store on a server: `factum serve`, or any server speaking the KurrentDB client
-/// protocol (v1, plain-text HTTP/2).
+/// protocol (v1, HTTP/2 in plain text or over TLS, anonymously or with basic credentials).
 ///
 /// It implements the whole [`EventStore`] contract over the protocol's `Streams` service, so
 /// the conformance suite, the toolkit (aggregates, projections, subscriptions) and the
@@ -50,6 +51,8 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 ///   against [`RemoteStore::limits`] (the defaults, unless [`RemoteStore::with_limits`]
 ///   says otherwise) so that it gets the contract's exact errors, and the server checks it
 ///   again.
+/// - Credentials the server refuses are [`Error::Unauthenticated`]; what a user may not do
+///   (the server's stream ACLs) is [`Error::AccessDenied`].
 /// - Failures of the connection or of the server are [`Error::Unavailable`] with the cause.
 ///   An append whose answer was lost may or may not have been written: retry it with the same
 ///   event ids and an exact expected revision, which is idempotent.
@@ -74,18 +77,57 @@ pub struct RemoteStore {
 
 impl RemoteStore {
     /// Connects to the server at `url`: `http://HOST:PORT`, or a KurrentDB client URL such as
-    /// `kurrentdb://HOST:PORT?tls=false` (see [`ConnectionSettings::parse`]).
+    /// `kurrentdb://HOST:PORT?tls=false` or `kurrentdb://USER:PASSWORD@HOST:PORT?tlsCaFile=ca.pem`
+    /// (see [`ConnectionSettings::parse`]).
     ///
     /// Must be called within a tokio runtime, which then runs the connection.
     ///
     /// Errors: [`Error::InvalidRequest`] for a URL that is malformed or asks for what is not
-    /// supported (TLS, several hosts); [`Error::Unavailable`] when no connection can be made.
+    /// supported (several hosts, TLS without a CA file); otherwise as
+    /// [`RemoteStore::connect_with`].
     pub async fn connect(url: &str) -> Result<RemoteStore> {
-        let settings = ConnectionSettings::parse(url)?;
+        RemoteStore::connect_with(ConnectionSettings::parse(url)?).await
+    }
+
+    /// Connects as `settings` say: over TLS when they say how to trust the server, sending their
+    /// credentials (if any) with every call. The connection is made (and, with TLS, the
+    /// server's certificate checked) before this returns; the credentials are checked by the
+    /// server on each call, so bad ones surface as [`Error::Unauthenticated`] from the first.
+    ///
+    /// Errors: [`Error::InvalidRequest`] for an endpoint that is no URL or a CA file that
+    /// cannot be read or holds no certificate; [`Error::Unavailable`] when no connection can be
+    /// made, saying so when the TLS handshake failed.
+    pub async fn connect_with(settings: ConnectionSettings) -> Result<RemoteStore> {
         let mut endpoint = Endpoint::from_shared(settings.endpoint.clone())
-            .map_err(|error| Error::invalid_request(format!("server URL {url:?}: {error}")))?
+            .map_err(|error| {
+                Error::invalid_request(format!("server URL {:?}: {error}", settings.endpoint))
+            })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
+        let tls_refused = |error: tonic::transport::Error| {
+            let mut reason = format!("TLS settings for {}: {error}", settings.endpoint);
+            errors::push_causes(&mut reason, std::error::Error::source(&error));
+            Error::invalid_request(reason)
+        };
+        match &settings.tls {
+            None => {}
+            Some(TlsTrust::CaFile(path)) => {
+                let ca = Certificate::from_pem(tls::read_ca_file(path)?);
+                endpoint = endpoint
+                    .tls_config(ClientTlsConfig::new().ca_certificate(ca))
+                    .map_err(tls_refused)?;
+            }
+            Some(TlsTrust::AnyCertificate) => {
+                tracing::warn!(
+                    endpoint = %settings.endpoint,
+                    "tlsVerifyCert=false: the server's certificate is not checked, so the \
+                     connection is encrypted but anyone in the middle can pose as the server"
+                );
+                endpoint = endpoint
+                    .tls_config_with_verifier(ClientTlsConfig::new(), tls::any_certificate())
+                    .map_err(tls_refused)?;
+            }
+        }
         if let Some(interval) = settings.keep_alive_interval {
             endpoint = endpoint
                 .http2_keep_alive_interval(interval)
@@ -94,17 +136,12 @@ impl RemoteStore {
         if let Some(timeout) = settings.keep_alive_timeout {
             endpoint = endpoint.keep_alive_timeout(timeout);
         }
-        let channel = endpoint.connect().await.map_err(|error| {
-            let mut reason = format!("cannot connect to {}: {error}", settings.endpoint);
-            errors::push_causes(&mut reason, std::error::Error::source(&error));
-            Error::Unavailable { reason }
-        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|error| errors::connect_failure(&settings, &error))?;
         let client = StreamsClient::new(channel).max_decoding_message_size(MESSAGE_BYTES_MAX);
-        let calls = Calls::new(
-            client,
-            settings.connection_name.as_deref(),
-            settings.default_deadline,
-        );
+        let calls = Calls::new(client, &settings);
         Ok(RemoteStore {
             calls,
             endpoint: settings.endpoint,
@@ -120,7 +157,7 @@ impl RemoteStore {
         self
     }
 
-    /// The server's address, `http://HOST:PORT`.
+    /// The server's address, `http://HOST:PORT` (or `https://` with TLS).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

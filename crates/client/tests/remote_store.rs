@@ -2,6 +2,8 @@
 //! the wire and what cannot, large appends, the server's own limits, the head watch's
 //! lifecycle, and failures of the connection.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,59 +12,11 @@ use factum_core::{
     CONTENT_TYPE_JSON, Error, EventStore, ExpectedRevision, Position, ProposedEvent,
     ReadAllOptions, ReadStreamOptions, StreamName,
 };
-use factum_memory::MemoryStore;
 use factum_server::ServerOptions;
-use tokio::sync::oneshot;
+use support::Server;
 
 /// How long a test waits for something that should happen at once.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A server on a free port over a fresh in-memory store; it stops when dropped.
-struct Server {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        Server::start_with(ServerOptions::default()).await
-    }
-
-    async fn start_with(options: ServerOptions) -> Server {
-        let listeners = factum_server::bind(&["127.0.0.1:0".to_owned()])
-            .await
-            .unwrap();
-        let address = listeners[0].local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            factum_server::serve(Arc::new(MemoryStore::new()), listeners, options, shutdown)
-                .await
-                .unwrap();
-        });
-        Server {
-            url: format!("http://{address}"),
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn connect(&self) -> RemoteStore {
-        RemoteStore::connect(&self.url).await.unwrap()
-    }
-
-    /// Shuts the server down gracefully and waits until it has stopped.
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(PATIENCE, self.task.take().unwrap())
-            .await
-            .expect("the server stops")
-            .unwrap();
-    }
-}
 
 fn stream(name: &str) -> StreamName {
     StreamName::new(name).unwrap()
@@ -244,7 +198,7 @@ async fn subscriptions_on_a_remote_store_receive_live_events() {
 }
 
 #[tokio::test]
-async fn kurrentdb_urls_connect_and_tls_is_refused() {
+async fn kurrentdb_urls_connect_and_tls_without_a_ca_file_is_refused() {
     let server = Server::start().await;
     let address = server.url.strip_prefix("http://").unwrap();
     let store = RemoteStore::connect(&format!(

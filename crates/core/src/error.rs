@@ -133,6 +133,16 @@ pub enum Error {
         target: String,
     },
 
+    /// A server did not accept the caller's credentials: none were given, or the user is
+    /// unknown, disabled or the password wrong (servers do not say which). Nothing was done.
+    ///
+    /// Handle by fixing the credentials; retrying with the same ones cannot succeed.
+    #[error("not authenticated: {reason}")]
+    Unauthenticated {
+        /// What the server said, and what to check.
+        reason: String,
+    },
+
     /// Bytes on disk or on the wire do not decode. The store refuses to guess.
     ///
     /// Handle by stopping and alerting an operator: it means damaged storage or a bug.
@@ -175,6 +185,7 @@ impl Error {
             Error::InvalidRequest { .. } => "invalid_request",
             Error::InvalidMetadata { .. } => "invalid_metadata",
             Error::AccessDenied { .. } => "access_denied",
+            Error::Unauthenticated { .. } => "unauthenticated",
             Error::Corrupt { .. } => "corrupt",
             Error::Io(_) => "io",
             Error::Unavailable { .. } => "unavailable",

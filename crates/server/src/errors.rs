@@ -120,6 +120,10 @@ impl ApiError {
                 "Access Denied".to_owned(),
                 &[("exception", "access-denied".into())],
             ),
+            // A store that is itself a server's client (a `RemoteStore`) may answer this.
+            ApiError::Store(Error::Unauthenticated { .. }) => {
+                Status::unauthenticated(crate::auth::middleware::BAD_CREDENTIALS)
+            }
             ApiError::Store(Error::Unavailable { reason }) => {
                 Status::unavailable(format!("Server Is Not Ready: {reason}"))
             }

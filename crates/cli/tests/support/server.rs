@@ -1,10 +1,13 @@
-//! A `factum serve` child process on a free port, and gRPC helpers, for the server's tests.
+//! `factum serve` child processes on a free port (plain text, or over TLS with users), and
+//! gRPC helpers, for the server's tests.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use factum_proto::shared::{self, Empty};
 use factum_proto::streams::batch_append_req::{self, options::ExpectedStreamPosition};
@@ -63,6 +66,113 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first admin's password, given to a secure server through its environment.
+pub const ADMIN_PASSWORD: &str = "changeit";
+
+/// `factum dev-cert --out OUT`: a development CA (`ca.pem`) and server pair.
+pub fn dev_cert(out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_factum"))
+        .args(["dev-cert", "--out"])
+        .arg(out)
+        .output()
+        .expect("run factum dev-cert")
+}
+
+/// `factum serve` with extra arguments; stderr lines arrive on the receiver.
+pub struct Served {
+    pub child: Child,
+    pub address: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// `factum serve` over `data_dir` with `args`, the first admin's password
+    /// [`ADMIN_PASSWORD`] in its environment.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("FACTUM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start factum serve");
+        let (sender, stderr) = mpsc::channel();
+        let errors = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(errors).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Served {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    /// Waits for a line of the server's log containing `text`.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {text:?} within 30 s"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.address.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    /// `factum dev-cert` into `dir/certs`, then a server over TLS with that pair on
+    /// `127.0.0.1:<free port>`, its data in `dir/data`; and the path of the CA (`ca.pem`) that
+    /// clients trust.
+    pub fn start_tls(dir: &Path) -> (Served, PathBuf) {
+        let certs = dir.join("certs");
+        let output = dev_cert(&certs);
+        assert!(output.status.success(), "{output:?}");
+        let served = Served::start(
+            &dir.join("data"),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                certs.join("server.pem").to_str().unwrap(),
+                "--tls-key",
+                certs.join("server.key").to_str().unwrap(),
+            ],
+        );
+        (served, certs.join("ca.pem"))
+    }
+}
+
+impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

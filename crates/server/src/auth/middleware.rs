@@ -35,7 +35,7 @@ const OPEN_PATHS: &[&str] = &[
 ];
 
 /// The one message every authentication failure gets.
-const BAD_CREDENTIALS: &str = "Bad credentials: authentication required";
+pub(crate) const BAD_CREDENTIALS: &str = "Bad credentials: authentication required";
 
 /// Checks the credentials of each request (an axum middleware; see `serve`).
 pub async fn require_credentials(

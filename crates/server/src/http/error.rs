@@ -86,6 +86,7 @@ impl From<Error> for HttpError {
             }
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::AccessDenied { .. } => StatusCode::FORBIDDEN,
+            Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Corrupt { .. } | Error::Io(_) => {
                 // The details are for the operator, not the client.
                 tracing::error!(%error, "the store failed an HTTP request");
