@@ -1,7 +1,9 @@
 //! End-to-end tests of the `factum` binary: each runs the real executable on a fresh temporary
 //! data directory and checks its JSON output, its one-line errors and its exit codes.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -37,20 +39,7 @@ impl Store {
 
     /// Runs `factum ARGS` with `input` on its standard input.
     fn run(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::run_with_input(self.command(args), input)
     }
 
     /// Runs a command that must succeed, and returns its output lines as JSON.

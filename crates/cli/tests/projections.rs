@@ -2,7 +2,9 @@
 //! executable on a fresh temporary data directory, writes events with `factum append`, and
 //! checks the JSON it prints, the read models it builds and its exit codes.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -37,20 +39,7 @@ impl Store {
     }
 
     fn run(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::run_with_input(self.command(args), input)
     }
 
     /// Runs a command that must succeed; returns its output lines as JSON and its stderr.

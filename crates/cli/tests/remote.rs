@@ -3,7 +3,9 @@
 //! binary against it; where it can, it runs the same commands on a local data directory too and
 //! checks that both print the same JSON (recorded times and store-made ids aside).
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -130,20 +132,8 @@ impl Target<'_> {
     }
 }
 
-fn run(mut command: Command, input: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+fn run(command: Command, input: &str) -> Output {
+    support::run_with_input(command, input)
 }
 
 fn failure(output: Output, args: &[&str], code: i32) -> String {

@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -310,19 +309,7 @@ fn remote(url: &str, credentials: Option<(&str, &str)>, args: &[&str], input: &s
             .env("FACTUM_USERNAME", name)
             .env("FACTUM_PASSWORD", password);
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    support::run_with_input(command, input)
 }
 
 /// The output lines of a command that must succeed.

@@ -1,29 +1,17 @@
 //! `factum user`: users created, changed and listed on a data directory, checked by
 //! authenticating against the store afterwards.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use factum_server::auth::users::UserStore;
 
 fn factum(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_factum"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_factum"));
+    command.arg("--data-dir").arg(dir).args(args);
+    support::run_with_input(command, stdin)
 }
 
 fn ok(dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
