@@ -410,7 +410,6 @@ fn status_needs_a_server() {
 /// `--log-format json` writes one JSON object a line, and `RUST_LOG=debug` logs each call.
 #[test]
 fn json_logs_are_one_object_a_line_with_each_call_at_debug_level() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
@@ -423,15 +422,7 @@ fn json_logs_are_one_object_a_line_with_each_call_at_debug_level() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let address = support::server::listening_address(&mut child);
     let appended = Command::new(env!("CARGO_BIN_EXE_factum"))
         .args(["--server", &format!("http://{address}")])
         .args(["append", "log-1", "--type", "Noted", "--data", "{}"])

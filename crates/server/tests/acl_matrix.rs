@@ -363,6 +363,28 @@ impl Callers {
     }
 }
 
+/// Subscribes over SSE as `user` (`GET path`): the event stream, or the refusal.
+async fn sse_as(address: &str, user: &str, path: &str) -> Result<SseStream, HttpReply> {
+    let authorization = basic_auth(user, PASSWORD);
+    let (response, connection) = http_open(
+        address,
+        "GET",
+        path,
+        &[
+            ("authorization", authorization.as_str()),
+            ("accept", "text/event-stream"),
+        ],
+        Vec::new(),
+    )
+    .await;
+    if response.status() != 200 {
+        let reply = http_reply(response).await;
+        connection.abort();
+        return Err(reply);
+    }
+    Ok(SseStream::new(response, connection))
+}
+
 /// A gRPC error: a denial in KurrentDB's shape, or something unexpected.
 fn grpc_denied(status: tonic::Status) -> Result<Outcome, String> {
     if status.code() == Code::PermissionDenied && status.message() == "Access Denied" {
@@ -582,24 +604,11 @@ async fn run(callers: &Callers, call: Call, user: &str, name: &str) -> Result<Ou
             })
         }
         Call::HttpSubscribe => {
-            let authorization = basic_auth(user, PASSWORD);
-            let (response, connection) = http_open(
-                &callers.address,
-                "GET",
-                &format!("/streams/{name}/subscribe"),
-                &[
-                    ("authorization", authorization.as_str()),
-                    ("accept", "text/event-stream"),
-                ],
-                Vec::new(),
-            )
-            .await;
-            if response.status() != 200 {
-                let reply = http_reply(response).await;
-                connection.abort();
-                return http_outcome(reply, |_| None);
-            }
-            let mut events = SseStream::new(response, connection);
+            let path = format!("/streams/{name}/subscribe");
+            let mut events = match sse_as(&callers.address, user, &path).await {
+                Ok(events) => events,
+                Err(reply) => return http_outcome(reply, |_| None),
+            };
             let mut types = Vec::new();
             loop {
                 match events.next().await {
@@ -1046,24 +1055,11 @@ async fn run_all(
             done(events)
         }
         AllCall::HttpSubscribe => {
-            let authorization = basic_auth(user, PASSWORD);
-            let (response, connection) = http_open(
-                &callers.address,
-                "GET",
-                &format!("/all/subscribe?include_system=true{filter_query}"),
-                &[
-                    ("authorization", authorization.as_str()),
-                    ("accept", "text/event-stream"),
-                ],
-                Vec::new(),
-            )
-            .await;
-            if response.status() != 200 {
-                let reply = http_reply(response).await;
-                connection.abort();
-                return denied(http_outcome(reply, |_| None));
-            }
-            let mut messages = SseStream::new(response, connection);
+            let path = format!("/all/subscribe?include_system=true{filter_query}");
+            let mut messages = match sse_as(&callers.address, user, &path).await {
+                Ok(messages) => messages,
+                Err(reply) => return denied(http_outcome(reply, |_| None)),
+            };
             let mut events = Vec::new();
             let mut sentinel = None;
             loop {
@@ -1210,20 +1206,9 @@ async fn grpc_until_caught_up(messages: &mut tonic::Streaming<ReadResp>) -> Vec<
 
 /// A subscription over SSE as `user`, read up to its `caught_up` event; the events' streams.
 async fn sse_until_caught_up(address: &str, path: &str, user: &str) -> (SseStream, Vec<String>) {
-    let authorization = basic_auth(user, PASSWORD);
-    let (response, connection) = http_open(
-        address,
-        "GET",
-        path,
-        &[
-            ("authorization", authorization.as_str()),
-            ("accept", "text/event-stream"),
-        ],
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(response.status(), 200, "{path} as {user}");
-    let mut events = SseStream::new(response, connection);
+    let mut events = sse_as(address, user, path)
+        .await
+        .unwrap_or_else(|reply| panic!("{path} as {user}: {reply:?}"));
     let mut streams = Vec::new();
     loop {
         let event = events.next().await.expect("the event stream goes on");

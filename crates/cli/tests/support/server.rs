@@ -33,15 +33,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start factum serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let address = listening_address(&mut child);
         Server { child, address }
     }
 
@@ -116,15 +108,7 @@ impl Served {
                 }
             }
         });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let address = listening_address(&mut child);
         Served {
             child,
             address,
@@ -255,4 +239,16 @@ pub fn subscribe_to_all() -> ReadReq {
             control_option: None,
         }),
     }
+}
+
+/// The address a `factum serve` child prints first (`listening on ADDRESS`).
+pub fn listening_address(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
 }
