@@ -1305,7 +1305,8 @@ async fn a_read_revoked_mid_subscription_delivers_nothing_more() {
             other => panic!("unexpected message {other:?}"),
         }
     }
-    let next = sse_all.next().await.unwrap();
+    // Checkpoints may come first, as on gRPC (the hidden events were examined).
+    let next = sse_all.next_event().await;
     assert_eq!(next.event, "event", "{next:?}");
     let event: Value = serde_json::from_str(&next.data).unwrap();
     assert_eq!(http_seen(&event), ("open-1".to_owned(), 0));
