@@ -62,7 +62,7 @@ async fn closed_by_the_server(connection: &mut TcpStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_trickling_connections_are_closed() {
-    let server = server_with(short_timeouts(400)).await;
+    let server = server_with(short_timeouts(1_000)).await;
 
     // Opened and never used.
     let mut silent = TcpStream::connect(&server.address).await.unwrap();
@@ -79,7 +79,7 @@ async fn silent_and_trickling_connections_are_closed() {
     let trickle = tokio::spawn(async move {
         loop {
             // The pace of the attack is the behaviour under test.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
             if writer.write_all(b"x").await.is_err() {
                 return;
             }
@@ -122,7 +122,7 @@ async fn next_grpc_event(subscription: &mut Streaming<ReadResp>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_subscriptions_outlast_the_idle_timeout() {
-    let server = server_with(short_timeouts(300)).await;
+    let server = server_with(short_timeouts(1_000)).await;
     let mut client = server.client().await;
     let mut grpc = client
         .read(subscribe_stream_request("quiet-grpc"))
@@ -143,7 +143,7 @@ async fn quiet_subscriptions_outlast_the_idle_timeout() {
     // Several idle timeouts with nothing to deliver: the server's HTTP/2 pings (answered by
     // the client) and its SSE comments keep both connections moving. Time passing is what is
     // tested, so this waits for it.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     append_one(server.store.as_ref(), "quiet-grpc").await;
     append_one(server.store.as_ref(), "quiet-http").await;
 
