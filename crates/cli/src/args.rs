@@ -83,7 +83,8 @@ pub enum Command {
     /// `{"type": "T", "data": <any JSON>, "metadata": <any JSON>, "id": "<uuid>",
     /// "schema_version": N, "tags": ["..."]}`; only "type" and the data are required. For binary
     /// data write `"data_base64": "<base64>"` instead of "data" (the content type becomes
-    /// application/octet-stream; "metadata_base64" likewise). All lines are checked before the
+    /// application/octet-stream unless "content_type" says another; "metadata_base64"
+    /// likewise). It is the HTTP API's event form. All lines are checked before the
     /// store is touched, and they are appended as ONE append: all of them or none.
     ///
     /// Examples:

@@ -288,7 +288,7 @@ fn single_event(args: &AppendArgs) -> Result<ProposedEvent, String> {
         (None, Some(data)) => ProposedEvent::new(
             event_type,
             CONTENT_TYPE_BYTES,
-            json::base64_bytes(data, "--data-base64")?,
+            factum_core::event_json::base64_bytes(data, "--data-base64")?,
         ),
         (None, None) => return Err("--data or --data-base64 is required".into()),
     };
@@ -296,7 +296,9 @@ fn single_event(args: &AppendArgs) -> Result<ProposedEvent, String> {
         event = event.with_metadata(json::json_bytes(metadata, "--metadata")?);
     }
     if let Some(id) = &args.id {
-        event = event.with_id(json::event_id(id).map_err(|error| format!("--id {error}"))?);
+        event = event.with_id(
+            factum_core::event_json::parse_event_id(id).map_err(|error| format!("--{error}"))?,
+        );
     }
     Ok(event
         .with_schema_version(args.schema_version)

@@ -35,6 +35,7 @@
 
 mod error;
 mod event;
+pub mod event_json;
 mod filter;
 mod limits;
 mod metadata;
@@ -49,6 +50,7 @@ mod timestamp;
 
 pub use error::{Error, Result};
 pub use event::{CONTENT_TYPE_BYTES, CONTENT_TYPE_JSON, EventId, ProposedEvent, RecordedEvent};
+pub use event_json::{EventJson, ProposedEventJson};
 pub use filter::{EventFilter, FilterRegex};
 pub use limits::Limits;
 pub use metadata::{METADATA_EVENT_TYPE, StreamMetadata, StreamMetadataResult};

@@ -8,15 +8,15 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use factum_core::{
-    AllStart, CurrentRevision, Direction, EventFilter, Position, ReadAllOptions, ReadStreamOptions,
-    StreamMetadata, StreamName, StreamStart,
+    AllStart, CurrentRevision, Direction, EventFilter, EventJson, Position, ReadAllOptions,
+    ReadStreamOptions, StreamMetadata, StreamName, StreamStart,
 };
 use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::error::HttpError;
-use super::events::{EventJson, events_json, parse_append};
+use super::events::{events_json, parse_append};
 use super::params::{Bound, Query, expected_revision, json_body};
 use super::{AppState, OPENAPI_JSON, json_response};
 use crate::auth::acl::{AccessPolicy, Principal};

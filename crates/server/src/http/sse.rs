@@ -18,14 +18,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use factum_core::{
-    Position, SubscribeToAllOptions, SubscribeToStreamOptions, Subscription, SubscriptionMessage,
-    SubscriptionStart,
+    EventJson, Position, SubscribeToAllOptions, SubscribeToStreamOptions, Subscription,
+    SubscriptionMessage, SubscriptionStart,
 };
 use futures_util::stream;
 
 use super::AppState;
 use super::error::HttpError;
-use super::events::EventJson;
 use super::handlers::{Caller, FILTER_PARAMETERS, filter, store_for, stream_name};
 use super::params::{Bound, Query};
 use crate::limits::{ConnectionInfo, SubscriptionPermit};
