@@ -244,19 +244,14 @@ pub async fn serve(
         None => routes,
     };
     // Outermost, so limits apply before credentials are checked (a password guesser is rate
-    // limited too).
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        limits::Admission {
+    // limited too); the request count sees every answer.
+    let routes = routes
+        .layer(limits::AdmissionLayer {
             rate: limits
                 .max_requests_per_second_per_client
                 .map(|per_second| Arc::new(limits::rate::RateLimiter::new(per_second))),
-        },
-        limits::admit,
-    ));
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        metrics,
-        metrics::count_http,
-    ));
+        })
+        .layer(metrics::HttpMetricsLayer::new(metrics));
 
     // Plain TCP, or TLS with concurrent handshakes (see `tls`); nodelay on every connection,
     // and each one closed when it idles (see `limits::connection`).

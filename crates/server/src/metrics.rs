@@ -14,14 +14,20 @@
 //! server and knows its store passes them in as an [`EngineStatsSource`].
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::extract::{MatchedPath, Request};
+use axum::response::Response;
 use factum_core::Position;
+use futures_util::future::{BoxFuture, Either};
 use tokio::sync::watch;
 use tonic::{Code, Status};
+use tower::{Layer, Service};
 
 /// The `Content-Type` of `GET /metrics`: Prometheus' text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -628,28 +634,72 @@ fn http_error_kind(status: http::StatusCode, code: Option<&str>) -> &str {
     }
 }
 
-/// Counts every request of the HTTP API (an axum middleware around the whole router; gRPC
-/// calls pass through uncounted here, their service counts them).
-pub(crate) async fn count_http(
-    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if crate::http::is_grpc(request.headers()) {
-        return next.run(request).await;
+/// Counts every request of the HTTP API: a tower layer around the whole router (by hand, as
+/// `limits::AdmissionLayer`, so gRPC calls, counted by their service, pass at no cost).
+#[derive(Clone)]
+pub(crate) struct HttpMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl HttpMetricsLayer {
+    /// Counts into `metrics`.
+    pub(crate) fn new(metrics: Arc<Metrics>) -> HttpMetricsLayer {
+        HttpMetricsLayer { metrics }
     }
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    let error_code = response
-        .extensions()
-        .get::<crate::http::ErrorCode>()
-        .map(|code| code.0);
-    metrics.http_request(&method, route.as_deref(), response.status(), error_code);
-    response
+}
+
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = CountHttp<S>;
+
+    fn layer(&self, inner: S) -> CountHttp<S> {
+        CountHttp {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`HttpMetricsLayer`] makes.
+#[derive(Clone)]
+pub(crate) struct CountHttp<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for CountHttp<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if crate::http::is_grpc(request.headers()) {
+            return Either::Left(self.inner.call(request));
+        }
+        let method = request.method().clone();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| path.as_str().to_owned());
+        let answer = self.inner.call(request);
+        let metrics = self.metrics.clone();
+        Either::Right(Box::pin(async move {
+            let response = answer.await?;
+            let error_code = response
+                .extensions()
+                .get::<crate::http::ErrorCode>()
+                .map(|code| code.0);
+            metrics.http_request(&method, route.as_deref(), response.status(), error_code);
+            Ok(response)
+        }))
+    }
 }
 
 /// The in-band error of a BatchAppend reply as the status it stands for, to count it by kind
