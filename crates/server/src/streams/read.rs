@@ -166,6 +166,28 @@ fn refuse_filter(options: &Options, what: &str) -> Result<(), Status> {
     }
 }
 
+/// A read that sends what it has queued and reads the next page from the store only when the
+/// client has taken it all.
+trait Pager: Send + Sized + 'static {
+    /// The messages read and not yet sent.
+    fn pending(&mut self) -> &mut VecDeque<Result<ReadResp, Status>>;
+
+    /// Queues the next page; `None` when there is nothing more to send.
+    fn read_page(&mut self) -> impl Future<Output = Option<()>> + Send;
+
+    /// The read's reply stream.
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<ReadResp, Status>> + Send {
+        stream::unfold(self, |mut reader| async move {
+            loop {
+                if let Some(message) = reader.pending().pop_front() {
+                    return Some((message, reader));
+                }
+                reader.read_page().await?;
+            }
+        })
+    }
+}
+
 /// A read of one stream, page by page.
 struct StreamReader {
     store: Arc<dyn EventStore>,
@@ -210,19 +232,13 @@ impl StreamReader {
             pending: VecDeque::new(),
         })
     }
+}
 
-    fn into_stream(self) -> impl futures_util::Stream<Item = Result<ReadResp, Status>> + Send {
-        stream::unfold(self, |mut reader| async move {
-            loop {
-                if let Some(message) = reader.pending.pop_front() {
-                    return Some((message, reader));
-                }
-                reader.read_page().await?;
-            }
-        })
+impl Pager for StreamReader {
+    fn pending(&mut self) -> &mut VecDeque<Result<ReadResp, Status>> {
+        &mut self.pending
     }
 
-    /// Queues the next page; `None` when there is nothing more to send.
     async fn read_page(&mut self) -> Option<()> {
         let from = self.next.take()?;
         if self.remaining == 0 {
@@ -325,16 +341,11 @@ impl AllReader {
             pending: VecDeque::new(),
         })
     }
+}
 
-    fn into_stream(self) -> impl futures_util::Stream<Item = Result<ReadResp, Status>> + Send {
-        stream::unfold(self, |mut reader| async move {
-            loop {
-                if let Some(message) = reader.pending.pop_front() {
-                    return Some((message, reader));
-                }
-                reader.read_page().await?;
-            }
-        })
+impl Pager for AllReader {
+    fn pending(&mut self) -> &mut VecDeque<Result<ReadResp, Status>> {
+        &mut self.pending
     }
 
     async fn read_page(&mut self) -> Option<()> {
