@@ -355,21 +355,24 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "`kill -{name} {pid}` failed");
 }
 
-/// Waits for a child to exit, at most `patience`; `None` if it is still running.
+/// Waits for a child to exit, at most `patience`; if it has not by then, kills it (SIGKILL)
+/// and returns `None`. A scoped thread waits on the child, so the exit is awaited, not polled.
 fn wait_for(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + patience;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(status) = child.try_wait().expect("cannot wait for a child") {
-            return Some(status);
+    let pid = child.id();
+    let (sender, receiver) = mpsc::channel();
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            let _ = sender.send(child.wait().expect("cannot wait for a child"));
+        });
+        match receiver.recv_timeout(patience) {
+            Ok(status) => Some(status),
+            Err(_) => {
+                // The waiting thread returns once the kill is done, before the scope ends.
+                signal(pid, "KILL");
+                None
+            }
         }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        // std has no wait-with-timeout: poll, backing off to at most 100 ms.
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
+    })
 }
 
 /// The lines a pipe delivers, through a channel (so they can be awaited with a timeout).
@@ -451,10 +454,6 @@ fn run_script(program: &Path, args: &[OsString], current_dir: &Path) -> Outcome 
     let stdout = read_all_of(child.stdout.take().unwrap());
     let stderr = read_all_of(child.stderr.take().unwrap());
     let status = wait_for(&mut child, SCRIPT_PATIENCE);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
     Outcome {
         status,
         stdout: stdout.join().unwrap(),
@@ -761,10 +760,6 @@ fn python_kill_during_appends_loses_no_acknowledged_event() {
 
     // With the server gone every append fails and the script ends by itself.
     let status = wait_for(&mut appender, SCRIPT_PATIENCE);
-    if status.is_none() {
-        let _ = appender.kill();
-        let _ = appender.wait();
-    }
     seen.extend(lines.try_iter());
     let appender_stderr = stderr.join().unwrap();
     let appender_output = format!(

@@ -102,6 +102,17 @@ async fn silent_and_trickling_connections_are_closed() {
     server.stop().await;
 }
 
+/// Returns once the server has closed a connection that made one request and then went
+/// quiet: a whole idle timeout has passed on this server.
+async fn an_idle_timeout_passes(address: &str) {
+    let mut quiet = TcpStream::connect(address).await.unwrap();
+    quiet
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    closed_by_the_server(&mut quiet).await;
+}
+
 /// The next event a gRPC subscription delivers (confirmation, caught-up and checkpoints
 /// skipped).
 async fn next_grpc_event(subscription: &mut Streaming<ReadResp>) -> String {
@@ -140,10 +151,12 @@ async fn quiet_subscriptions_outlast_the_idle_timeout() {
     assert_eq!(response.status(), 200);
     let mut sse = SseStream::new(response, connection);
 
-    // Several idle timeouts with nothing to deliver: the server's HTTP/2 pings (answered by
-    // the client) and its SSE comments keep both connections moving. Time passing is what is
-    // tested, so this waits for it.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Two idle timeouts with nothing to deliver, each seen to pass by the server closing a
+    // quiet connection opened after the subscriptions: the server's HTTP/2 pings (answered by
+    // the client) and its SSE comments keep the subscriptions' connections moving meanwhile.
+    for _ in 0..2 {
+        an_idle_timeout_passes(&server.address).await;
+    }
     append_one(server.store.as_ref(), "quiet-grpc").await;
     append_one(server.store.as_ref(), "quiet-http").await;
 

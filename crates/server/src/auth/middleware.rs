@@ -46,11 +46,7 @@ pub async fn require_credentials(
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"));
+    let grpc = crate::http::is_grpc(request.headers());
     let Some((name, password)) = basic_credentials(request.headers().get(header::AUTHORIZATION))
     else {
         // The log may say what the caller may not learn.

@@ -129,6 +129,27 @@ impl<IO> LimitedConnection<IO> {
     }
 }
 
+impl<IO> LimitedConnection<IO> {
+    /// A write's outcome, with the activity it made recorded, or the deadline's error when it
+    /// could not proceed past the deadline.
+    fn after_write(
+        &mut self,
+        written: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(written)) => {
+                if written > 0 {
+                    self.last_activity = Instant::now();
+                }
+                Poll::Ready(Ok(written))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => self.poll_expired(cx).map(Err),
+        }
+    }
+}
+
 impl<IO> Connected for LimitedConnection<IO> {
     type ConnectInfo = ConnectionInfo;
 
@@ -165,16 +186,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for LimitedConnection<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write(cx, buf) {
-            Poll::Ready(Ok(written)) => {
-                if written > 0 {
-                    this.last_activity = Instant::now();
-                }
-                Poll::Ready(Ok(written))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => this.poll_expired(cx).map(Err),
-        }
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(written, cx)
     }
 
     fn poll_write_vectored(
@@ -183,16 +196,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for LimitedConnection<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(written)) => {
-                if written > 0 {
-                    this.last_activity = Instant::now();
-                }
-                Poll::Ready(Ok(written))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => this.poll_expired(cx).map(Err),
-        }
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(written, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
