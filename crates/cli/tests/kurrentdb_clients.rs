@@ -15,12 +15,14 @@
 //! exits non-zero on the first failure; the harness shows that output and the server's log
 //! when it does. After each scenario the server must shut down cleanly on SIGTERM.
 
+mod support;
+
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -261,7 +263,7 @@ impl Server {
             .expect("cannot start `factum serve`");
         let log = Arc::new(Mutex::new(String::new()));
         let log_thread = collect_log(child.stderr.take().unwrap(), Arc::clone(&log));
-        let lines = line_channel(child.stdout.take().unwrap());
+        let lines = support::line_channel(child.stdout.take().unwrap());
         let deadline = Instant::now() + SERVER_PATIENCE;
         let port = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -373,20 +375,6 @@ fn wait_for(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
             }
         }
     })
-}
-
-/// The lines a pipe delivers, through a channel (so they can be awaited with a timeout).
-fn line_channel(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 /// Appends what a pipe delivers to `log`, keeping only its last `SERVER_LOG_BYTES_MAX` bytes.
@@ -725,7 +713,7 @@ fn python_kill_during_appends_loses_no_acknowledged_event() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the appending script");
-    let lines = line_channel(appender.stdout.take().unwrap());
+    let lines = support::line_channel(appender.stdout.take().unwrap());
     let stderr = read_all_of(appender.stderr.take().unwrap());
     let mut seen = Vec::new();
     let deadline = Instant::now() + SCRIPT_PATIENCE;

@@ -5,8 +5,9 @@
 
 pub mod server;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 
 /// Runs `command` to its end with `input` on its standard input; its status and output.
 pub fn run_with_input(mut command: Command, input: &str) -> Output {
@@ -23,4 +24,18 @@ pub fn run_with_input(mut command: Command, input: &str) -> Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// The lines a pipe delivers, through a channel (so a test can wait for them with a timeout).
+pub fn line_channel(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
 }

@@ -98,16 +98,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start factum serve");
-        let (sender, stderr) = mpsc::channel();
-        let errors = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(errors).lines() {
-                let Ok(line) = line else { return };
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let stderr = super::line_channel(child.stderr.take().unwrap());
         let address = listening_address(&mut child);
         Served {
             child,
